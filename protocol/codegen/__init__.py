@@ -1,0 +1,1 @@
+"""Generates ``tenantry.protocol.messages`` from Apache Kafka's official JSON message schemas."""
