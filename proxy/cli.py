@@ -1,0 +1,122 @@
+"""The `tenantry` command: serve the proxy, and run a local Kafka broker for development.
+
+    tenantry serve --config FILE [--listen HOST:PORT] [--upstream HOST:PORT,...] ...
+    tenantry kafka start --dir DIR [--port PORT] [--version V]
+    tenantry kafka stop --dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import fields
+from typing import Any
+
+from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config
+
+log = logging.getLogger("tenantry")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"),
+                        help="TOML config file (env TENANTRY_CONFIG)")
+    for f in fields(ProxyConfig):
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(),
+                            help=f"{f.metadata['help']} (env {env_name(f.name)})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tenantry", description="A multi-tenant proxy for Apache Kafka")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy in the foreground")
+    _add_config_flags(serve)
+
+    kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
+    kafka_sub = kafka.add_subparsers(dest="kafka_command", required=True)
+    start = kafka_sub.add_parser("start", help="start a broker in the background and print its address")
+    start.add_argument("--dir", required=True, help="folder for the broker's data, logs and state")
+    start.add_argument("--port", type=int, default=None, help="PLAINTEXT port (default: a free one)")
+    from tenantry.localkafka.jars import DEFAULT_VERSION, SUPPORTED_VERSIONS
+
+    start.add_argument("--version", default=DEFAULT_VERSION,
+                       help=f"Kafka version (default {DEFAULT_VERSION}; tested: {', '.join(SUPPORTED_VERSIONS)})")
+    stop = kafka_sub.add_parser("stop", help="stop the broker started from --dir")
+    stop.add_argument("--dir", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "kafka":
+        return _kafka(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(ProxyConfig)}
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"tenantry: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvloop
+
+    try:
+        return uvloop.run(_run_server(config))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run_server(config: ProxyConfig) -> int:
+    from tenantry.proxy.server import ProxyServer
+    from tenantry.proxy.upstream import UpstreamError
+
+    server = ProxyServer(config)
+    try:
+        await server.start()
+    except (UpstreamError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        await server.shutdown()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("proxy ready")
+    await stop.wait()
+    log.info("shutting down: draining connections for up to %.0fs", config.shutdown_timeout)
+    await server.shutdown()
+    return 0
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from tenantry.localkafka import KafkaBroker, KafkaBrokerError, load_running
+
+    if args.kafka_command == "start":
+        broker = KafkaBroker(args.dir, version=args.version, port=args.port)
+        try:
+            state = broker.start()
+        except (KafkaBrokerError, RuntimeError) as exc:
+            print(f"tenantry: {exc}", file=sys.stderr)
+            return 1
+        print(state.bootstrap)
+        return 0
+    if load_running(args.dir) is None:
+        print(f"tenantry: no broker is running from {args.dir}", file=sys.stderr)
+        return 1
+    KafkaBroker(args.dir).stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

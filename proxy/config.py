@@ -1,0 +1,178 @@
+"""The proxy's configuration: one table of fields, filled from a TOML file, TENANTRY_* variables and flags.
+
+Precedence is flag > environment variable > file > default. :func:`load_config` validates everything up
+front and raises :class:`ConfigError` naming the field, what was wrong and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field and the problem."""
+
+
+def _opt(help_: str, secret: bool = False) -> dict[str, Any]:
+    return {"help": help_, "secret": secret}
+
+
+@dataclass
+class ProxyConfig:
+    """Every setting of `tenantry serve`. Field names are the file keys; flags and env vars derive from them."""
+
+    upstream: list[str] = field(default_factory=list, metadata=_opt(
+        "Bootstrap servers of the upstream Kafka cluster, host:port, comma-separated."))
+    listen: str = field(default="127.0.0.1:19092", metadata=_opt(
+        "host:port of the bootstrap listener clients connect to."))
+    advertised_host: str = field(default="", metadata=_opt(
+        "Host name the proxy gives clients for every broker (default: the listen host)."))
+    broker_port_base: int = field(default=0, metadata=_opt(
+        "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
+    upstream_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
+        "PLAINTEXT or SASL_PLAINTEXT, for the proxy's own connections to the brokers."))
+    upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with upstream_security_protocol=SASL_PLAINTEXT."))
+    upstream_sasl_username: str = field(default="", metadata=_opt("The proxy's service user on the brokers."))
+    upstream_sasl_password: str = field(default="", metadata=_opt(
+        "The service user's password; prefer TENANTRY_UPSTREAM_SASL_PASSWORD or the _file field.", secret=True))
+    upstream_sasl_password_file: str = field(default="", metadata=_opt(
+        "A file holding the service user's password (read at start)."))
+    max_frame_bytes: int = field(default=100 * 1024 * 1024, metadata=_opt(
+        "Largest request or response frame accepted, in bytes (Kafka's socket.request.max.bytes)."))
+    max_in_flight: int = field(default=1000, metadata=_opt(
+        "Requests a client connection may have in flight before the proxy stops reading from it."))
+    upstream_connect_timeout: float = field(default=10.0, metadata=_opt(
+        "Seconds to connect and authenticate to a broker before giving up on the client connection."))
+    shutdown_timeout: float = field(default=10.0, metadata=_opt(
+        "Seconds in-flight requests get to finish on SIGTERM/SIGINT before connections are closed."))
+    log_level: str = field(default="INFO", metadata=_opt("DEBUG, INFO, WARNING or ERROR."))
+
+    @property
+    def listen_host(self) -> str:
+        return split_host_port(self.listen, "listen")[0]
+
+    @property
+    def listen_port(self) -> int:
+        return split_host_port(self.listen, "listen")[1]
+
+    def broker_port(self, node_id: int) -> int:
+        return self.broker_port_base + node_id
+
+    def upstream_addresses(self) -> list[tuple[str, int]]:
+        return [split_host_port(a, "upstream") for a in self.upstream]
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with every secret masked, for logs and `status` output."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata.get("secret") and value else value
+        return out
+
+
+def split_host_port(text: str, name: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}: {text!r} is not host:port (for example 127.0.0.1:9092)")
+    return host.strip("[]"), int(port)
+
+
+def env_name(field_name: str) -> str:
+    return "TENANTRY_" + field_name.upper()
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    try:
+        if kind in (list[str], "list[str]"):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return value
+            raise ValueError("expected a list of strings")
+        if kind in (int, "int"):
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            return int(value)
+        if kind in (float, "float"):
+            return float(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {value!r} is invalid ({exc})") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> ProxyConfig:
+    """Build and validate the config from a file, the environment and flag overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(ProxyConfig)}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        proxy_table = data.get("proxy", data)
+        for key, value in proxy_table.items():
+            if key in ("tenants", "proxy"):
+                continue
+            if key not in known:
+                raise ConfigError(f"{key}: unknown setting in {path} (known: {', '.join(sorted(known))})")
+            values[key] = value
+    for name in known:
+        if env_name(name) in environ:
+            values[name] = environ[env_name(name)]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    typed = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
+    config = ProxyConfig(**typed)
+    return validate(config)
+
+
+def validate(config: ProxyConfig) -> ProxyConfig:
+    if not config.upstream:
+        raise ConfigError("upstream: no upstream bootstrap server given (set --upstream host:port)")
+    config.upstream_addresses()
+    host, port = split_host_port(config.listen, "listen")
+    if not config.advertised_host:
+        config.advertised_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if not config.broker_port_base:
+        config.broker_port_base = port + 1
+    if not 0 < config.broker_port_base < 65536:
+        raise ConfigError(f"broker_port_base: {config.broker_port_base} is not a port number")
+    if config.upstream_security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"upstream_security_protocol: {config.upstream_security_protocol!r} is not one of "
+                          f"{', '.join(SECURITY_PROTOCOLS)}")
+    if config.upstream_security_protocol == "SASL_PLAINTEXT":
+        if config.upstream_sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"upstream_sasl_mechanism: {config.upstream_sasl_mechanism!r} is not one of "
+                              f"{', '.join(SASL_MECHANISMS)}")
+        if config.upstream_sasl_password_file and not config.upstream_sasl_password:
+            try:
+                config.upstream_sasl_password = Path(config.upstream_sasl_password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"upstream_sasl_password_file: cannot read it ({exc.strerror})") from None
+        if not config.upstream_sasl_username or not config.upstream_sasl_password:
+            raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
+                              "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
+    for name in ("max_frame_bytes", "max_in_flight"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
+    for name in ("upstream_connect_timeout", "shutdown_timeout"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    return config

@@ -1,0 +1,123 @@
+"""The proxy server: a bootstrap listener, one listener per upstream broker, and orderly shutdown.
+
+Broker N is served on ``broker_port_base + N`` so that every proxy replica advertises the same
+addresses. Listeners open for every broker the upstream's metadata names at start, and for any broker
+that appears later in a response, before that response reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable
+
+from tenantry.protocol import FrameReader
+from tenantry.protocol.messages.metadata_request import MetadataRequest
+from tenantry.proxy.config import ProxyConfig
+from tenantry.proxy.connection import ClientConnection
+from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
+
+log = logging.getLogger("tenantry.server")
+METADATA = 3
+
+
+class ProxyServer:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.connections: set[ClientConnection] = set()
+        self.brokers: dict[int, tuple[str, int]] = {}
+        self.listeners: dict[int | None, asyncio.Server] = {}
+        self._opening: dict[int, asyncio.Task[None]] = {}
+        self._bootstrap_cycle = itertools.cycle(config.upstream_addresses())
+        self._stopping = False
+
+    def frame_reader(self) -> FrameReader:
+        return FrameReader(self.config.max_frame_bytes)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.listeners[None] = await loop.create_server(
+            lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
+            reuse_address=True)
+        log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
+        await self.refresh_brokers()
+
+    async def refresh_brokers(self) -> None:
+        """Ask the upstream which brokers exist and open a listener for each."""
+        conn = await self.open_upstream(None, None)
+        try:
+            version = min(12, conn.table[METADATA].hi or 12)
+            metadata = await conn.request(MetadataRequest(topics=[]), version)
+        finally:
+            conn.close()
+        pending = self.learn_brokers([(b.node_id, b.host, b.port) for b in metadata.brokers])
+        if pending is not None:
+            await pending
+
+    def learn_brokers(self, brokers: list[tuple[int, str, int]]) -> Awaitable[object] | None:
+        """Record upstream addresses; return an awaitable if a listener is still being opened."""
+        waiting = []
+        for node_id, host, port in brokers:
+            if node_id < 0:
+                continue
+            if self.brokers.get(node_id) != (host, port):
+                self.brokers[node_id] = (host, port)
+                log.info("broker %d is at %s:%d upstream, served on port %d", node_id, host, port,
+                         self.config.broker_port(node_id))
+            if node_id in self.listeners or self._stopping:
+                continue
+            task = self._opening.get(node_id)
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._open_listener(node_id))
+                self._opening[node_id] = task
+            waiting.append(task)
+        return asyncio.gather(*waiting) if waiting else None
+
+    async def _open_listener(self, node_id: int) -> None:
+        port = self.config.broker_port(node_id)
+        try:
+            self.listeners[node_id] = await asyncio.get_running_loop().create_server(
+                lambda: ClientConnection(self, node_id), self.config.listen_host, port, reuse_address=True)
+        except OSError as exc:
+            log.error("cannot listen for broker %d on port %d: %s; clients cannot reach that broker",
+                      node_id, port, exc)
+        finally:
+            self._opening.pop(node_id, None)
+
+    async def open_upstream(self, node_id: int | None, owner: UpstreamOwner | None) -> UpstreamConnection:
+        """An authenticated connection to broker `node_id`, or to any bootstrap server for None."""
+        if node_id is None:
+            errors = []
+            for _ in range(len(self.config.upstream)):
+                host, port = next(self._bootstrap_cycle)
+                try:
+                    return await UpstreamConnection.open(self.config, host, port, owner)
+                except UpstreamError as exc:
+                    errors.append(str(exc))
+            raise UpstreamError("no upstream bootstrap server answered: " + "; ".join(errors))
+        if node_id not in self.brokers:
+            await self.refresh_brokers()
+        address = self.brokers.get(node_id)
+        if address is None:
+            raise UpstreamError(f"the upstream cluster has no broker {node_id}")
+        return await UpstreamConnection.open(self.config, address[0], address[1], owner)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""
+        self._stopping = True
+        for server in self.listeners.values():
+            server.close()
+        connections = list(self.connections)
+        for conn in connections:
+            conn.drain()
+        if connections:
+            _, late = await asyncio.wait([c.done for c in connections], timeout=self.config.shutdown_timeout)
+            for conn in connections:
+                if not conn.done.done():
+                    conn.abort()
+            if late:
+                log.warning("%d connections still had requests in flight at the shutdown deadline", len(late))
+        for server in self.listeners.values():
+            await server.wait_closed()
+        log.info("proxy stopped")

@@ -1,0 +1,253 @@
+"""The proxy's connection to one broker: handshake, SASL login and re-login, and in-order responses.
+
+Every request gets a fresh correlation id on this connection, so requests the proxy makes itself
+(ApiVersions, SASL, re-authentication) never collide with a client's ids. Responses come back in
+request order; each one is matched to the oldest in-flight entry and handed to its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from tenantry.protocol import FrameReader, ProtocolError, decode
+from tenantry.protocol.envelope import request_frame
+from tenantry.protocol.headers import response_body_offset, response_header_version
+from tenantry.protocol.messages import RESPONSES
+from tenantry.protocol.messages.api_versions_request import ApiVersionsRequest
+from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
+from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
+from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+from tenantry.protocol.primitives import INT32
+from tenantry.protocol.schema import Message, Versions
+from tenantry.proxy.api_versions import intersect
+from tenantry.proxy.config import ProxyConfig
+from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.sasl_client import sasl_client
+
+log = logging.getLogger("tenantry.upstream")
+CLIENT_ID = "tenantry-proxy"
+SOFTWARE_VERSION = "0.1.0"
+
+
+class UpstreamError(ConnectionError):
+    """The broker could not be reached, refused the proxy's login, or broke the protocol."""
+
+
+class InFlight:
+    """A client request forwarded upstream, waiting for its response."""
+
+    __slots__ = ("upstream_corr",)
+
+    def __init__(self) -> None:
+        self.upstream_corr = -1
+
+
+@dataclass(slots=True)
+class _OwnRequest:
+    upstream_corr: int
+    api_key: int
+    version: int
+    future: asyncio.Future[Any]
+
+
+class UpstreamOwner(Protocol):
+    def on_upstream_response(self, entry: Any, frame: memoryview) -> None: ...
+
+    def on_upstream_lost(self, reason: str) -> None: ...
+
+    def on_upstream_congested(self, congested: bool) -> None: ...
+
+    def on_reauthentication(self, running: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.BufferedProtocol):
+    """One authenticated connection to a broker, owned by one client connection."""
+
+    def __init__(self, config: ProxyConfig, owner: UpstreamOwner | None) -> None:
+        self.config = config
+        self.owner = owner
+        self.reader = FrameReader(config.max_frame_bytes)
+        self.pending: deque[InFlight | _OwnRequest] = deque()
+        self.gate = ReadGate()
+        self.transport: asyncio.Transport | None = None
+        self.broker_versions: ApiVersionsResponse | None = None
+        self.table: dict[int, Versions] = {}
+        self._corr = 0
+        self._reauth_timer: asyncio.TimerHandle | None = None
+        self._reauth_due = False
+        self.reauthenticating = False
+        self.closed = False
+
+    @classmethod
+    async def open(cls, config: ProxyConfig, host: str, port: int,
+                   owner: UpstreamOwner | None) -> UpstreamConnection:
+        """Connect, learn the broker's API versions and log in; raise UpstreamError on failure."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(config.upstream_connect_timeout or None):
+                _, conn = await loop.create_connection(lambda: cls(config, owner), host, port)
+                await conn._handshake()
+        except (OSError, TimeoutError, ProtocolError) as exc:
+            raise UpstreamError(f"broker {host}:{port}: {exc or type(exc).__name__}") from None
+        return conn
+
+    # -- asyncio protocol -------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.gate.attach(self.transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            for frame in self.reader.buffer_updated(nbytes):
+                self._on_frame(frame)
+        except ProtocolError as exc:
+            self._fail(f"broker sent a malformed response: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._reauth_timer is not None:
+            self._reauth_timer.cancel()
+        for entry in self.pending:
+            if isinstance(entry, _OwnRequest) and not entry.future.done():
+                entry.future.set_exception(UpstreamError("broker closed the connection"))
+        self.pending.clear()
+        if self.owner is not None:
+            self.owner.on_upstream_lost(f"broker closed the connection ({exc})" if exc else
+                                        "broker closed the connection")
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.on_upstream_congested(True)
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.on_upstream_congested(False)
+
+    # -- sending --------------------------------------------------------------------------------------
+    def _next_corr(self) -> int:
+        self._corr = (self._corr + 1) & 0x7FFFFFFF
+        return self._corr
+
+    def forward(self, frame: memoryview, entry: InFlight | None) -> None:
+        """Send a client's request frame (without size prefix) under a fresh correlation id.
+
+        `entry` is None for requests that get no response (Produce with acks=0).
+        """
+        assert self.transport is not None
+        corr = self._next_corr()
+        if entry is not None:
+            entry.upstream_corr = corr
+            self.pending.append(entry)
+        head = INT32.pack(len(frame)) + bytes(frame[:4]) + INT32.pack(corr)
+        # The body goes out as a slice of the received frame: record batches are never copied here.
+        self.transport.writelines((head, frame[8:]))
+
+    async def request(self, request: Message, version: int) -> Any:
+        """Send a request of the proxy's own and wait for its decoded response."""
+        assert self.transport is not None and request.API_KEY is not None
+        if self.closed:
+            raise UpstreamError("broker connection is closed")
+        corr = self._next_corr()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append(_OwnRequest(corr, request.API_KEY, version, future))
+        self.transport.write(request_frame(request, version, corr, CLIENT_ID))
+        return await future
+
+    # -- receiving ------------------------------------------------------------------------------------
+    def _on_frame(self, frame: memoryview) -> None:
+        if len(frame) < 4 or not self.pending:
+            raise ProtocolError("response without a request in flight")
+        corr = INT32.unpack_from(frame, 0)[0]
+        entry = self.pending.popleft()
+        if entry.upstream_corr != corr:
+            raise ProtocolError(f"response correlation id {corr}, expected {entry.upstream_corr}")
+        if isinstance(entry, _OwnRequest):
+            offset = response_body_offset(frame, response_header_version(entry.api_key, entry.version))
+            try:
+                entry.future.set_result(decode(RESPONSES[entry.api_key], frame[offset:], entry.version))
+            except ProtocolError as exc:
+                entry.future.set_exception(exc)
+        elif self.owner is not None:
+            self.owner.on_upstream_response(entry, frame)
+        if self._reauth_due and not self.pending:
+            self._reauth_due = False
+            asyncio.get_running_loop().create_task(self._reauthenticate())
+
+    # -- handshake and SASL ---------------------------------------------------------------------------
+    async def _handshake(self) -> None:
+        versions: ApiVersionsResponse = await self.request(
+            ApiVersionsRequest(client_software_name="tenantry", client_software_version=SOFTWARE_VERSION), 3)
+        if versions.error_code:
+            raise UpstreamError(f"broker refused ApiVersions v3 (error {versions.error_code})")
+        self.broker_versions = versions
+        self.table = intersect(versions)
+        if self.config.upstream_security_protocol == "SASL_PLAINTEXT":
+            await self._authenticate()
+
+    async def _authenticate(self) -> None:
+        mechanism = self.config.upstream_sasl_mechanism
+        handshake = await self.request(SaslHandshakeRequest(mechanism=mechanism), 1)
+        if handshake.error_code:
+            raise UpstreamError(f"broker does not enable SASL mechanism {mechanism} "
+                                f"(it offers {', '.join(handshake.mechanisms)})")
+        client = sasl_client(mechanism, self.config.upstream_sasl_username, self.config.upstream_sasl_password)
+        token: bytes | None = client.first_message()
+        response = None
+        while token is not None:
+            response = await self.request(SaslAuthenticateRequest(auth_bytes=token), 2)
+            if response.error_code:
+                raise UpstreamError(f"broker refused the proxy's login as {self.config.upstream_sasl_username}: "
+                                    f"{response.error_message or response.error_code}")
+            token = client.next_message(response.auth_bytes)
+        lifetime_ms = response.session_lifetime_ms if response is not None else 0
+        if lifetime_ms > 0:
+            # KIP-368: log in again before the broker's session expires, at a random 85-95% of it so a
+            # fleet of connections does not re-authenticate at the same moment.
+            delay = lifetime_ms / 1000 * random.uniform(0.85, 0.95)
+            self._reauth_timer = asyncio.get_running_loop().call_later(delay, self._reauth_timer_fired)
+
+    def _reauth_timer_fired(self) -> None:
+        self._reauth_timer = None
+        if self.closed:
+            return
+        self.reauthenticating = True
+        if self.owner is not None:
+            self.owner.on_reauthentication(True)
+        if self.pending:
+            self._reauth_due = True  # start once in-flight responses are back
+        else:
+            asyncio.get_running_loop().create_task(self._reauthenticate())
+
+    async def _reauthenticate(self) -> None:
+        try:
+            await self._authenticate()
+        except (UpstreamError, ProtocolError) as exc:
+            self._fail(f"re-authentication failed: {exc}")
+            return
+        log.debug("re-authenticated to the broker")
+        self.reauthenticating = False
+        if self.owner is not None:
+            self.owner.on_reauthentication(False)
+
+    # -- closing --------------------------------------------------------------------------------------
+    def _fail(self, reason: str) -> None:
+        log.warning("closing broker connection: %s", reason)
+        self.close()
+
+    def pause_reading(self) -> None:
+        self.gate.block("client congested")
+
+    def resume_reading(self) -> None:
+        self.gate.unblock("client congested")
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
