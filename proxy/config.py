@@ -41,7 +41,7 @@ class ProxyConfig:
     upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
         "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with upstream_security_protocol=SASL_PLAINTEXT."))
     upstream_sasl_username: str = field(default="", metadata=_opt("The proxy's service user on the brokers."))
-    upstream_sasl_password: str = field(default="", metadata=_opt(
+    upstream_sasl_password: str = field(default="", repr=False, metadata=_opt(
         "The service user's password; prefer TENANTRY_UPSTREAM_SASL_PASSWORD or the _file field.", secret=True))
     upstream_sasl_password_file: str = field(default="", metadata=_opt(
         "A file holding the service user's password (read at start)."))

@@ -1,0 +1,58 @@
+# Tenantry developer tasks. `make test` and `make demo` work on a fresh machine: they create .venv,
+# install the Python packages, kcat (Debian) and Kafka's jars (Maven Central) as needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+KAFKA_VERSION ?= 4.3.1
+PYTEST_ARGS ?=
+
+.PHONY: test test-unit test-kafka39 demo lint codegen bench-quick deps system-deps kafka-jars clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $(STAMP)
+
+system-deps:
+	@command -v kcat >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kcat; }
+	@command -v java >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jdk-headless; }
+	@command -v mvn >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q maven; }
+
+kafka-jars: $(STAMP) system-deps
+	$(BIN)/python -c "from tenantry.localkafka import resolve_jars; print(resolve_jars('$(KAFKA_VERSION)'))"
+
+deps: $(STAMP) system-deps kafka-jars
+
+## The whole suite (unit and integration) against a real broker of the default Kafka version.
+test: deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## The integration tests against Kafka 3.9.
+test-kafka39:
+	$(MAKE) kafka-jars KAFKA_VERSION=3.9.2
+	TENANTRY_TEST_KAFKA_VERSION=3.9.2 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+## A local broker and the proxy in the foreground; Ctrl-C stops both.
+demo: deps
+	$(BIN)/python -m tenantry.localkafka.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy -p tenantry.protocol -p tenantry.tenants -p tenantry.proxy -p tenantry.localkafka
+
+## Regenerate protocol/messages from the pinned Kafka version's schemas.
+codegen: $(STAMP) kafka-jars
+	$(BIN)/python -m tenantry.protocol.codegen --kafka-version $(KAFKA_VERSION)
+
+## ProducerPerformance and ConsumerPerformance, direct and through the proxy, with ratios.
+bench-quick: deps
+	$(BIN)/python -m benchmarks.quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,88 @@
+"""The hot path finds broker addresses and splices new ones in without touching record batches."""
+
+import uuid
+
+from tenantry.protocol import decode, encode, scan, splice
+from tenantry.protocol.messages.fetch_response import (
+    FetchableTopicResponse,
+    FetchResponse,
+    NodeEndpoint,
+    PartitionData,
+)
+from tenantry.protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
+from tenantry.protocol.messages.metadata_response import MetadataResponse, MetadataResponseBroker
+from tenantry.proxy.addresses import ADDRESS_ENTITIES, find_addresses, rewrite_addresses
+
+RECORDS = b"\x00" * 61 + b"record-batch-bytes" * 100
+
+
+def port_for(node_id: int) -> int:
+    return 30000 + node_id
+
+
+def rewritten(cls, message, version):
+    wire = memoryview(encode(message, version))
+    triples = find_addresses(cls.API_KEY, version, wire, 0)
+    chunks = rewrite_addresses(wire, triples, "proxy.local", port_for)
+    return wire, chunks, decode(cls, b"".join(chunks), version)
+
+
+def test_metadata_brokers_get_the_proxy_host_and_per_node_ports():
+    message = MetadataResponse(brokers=[MetadataResponseBroker(1, "kafka-1.internal", 9092, "rack-a"),
+                                        MetadataResponseBroker(7, "kafka-7.internal", 9093, None)])
+    for version in (0, 9, 12, 13):
+        _, _, out = rewritten(MetadataResponse, message, version)
+        assert [(b.node_id, b.host, b.port) for b in out.brokers] == [
+            (1, "proxy.local", 30001), (7, "proxy.local", 30007)]
+
+
+def test_find_coordinator_single_and_batched_forms():
+    v3 = FindCoordinatorResponse(node_id=2, host="kafka-2", port=9092)
+    assert rewritten(FindCoordinatorResponse, v3, 3)[2].port == 30002
+    v4 = FindCoordinatorResponse(coordinators=[Coordinator("group-a", 2, "kafka-2", 9092),
+                                               Coordinator("group-b", -1, "", -1, error_code=15)])
+    out = rewritten(FindCoordinatorResponse, v4, 4)[2]
+    assert [(c.host, c.port) for c in out.coordinators] == [("proxy.local", 30002), ("", -1)]
+
+
+def fetch_with_node_endpoints() -> FetchResponse:
+    return FetchResponse(
+        responses=[FetchableTopicResponse(topic_id=uuid.uuid4(), partitions=[
+            PartitionData(partition_index=0, records=RECORDS),
+            PartitionData(partition_index=1, error_code=6, records=None)])],
+        node_endpoints=[NodeEndpoint(3, "kafka-3.internal.example", 9092, None)],
+    )
+
+
+def test_fetch_node_endpoints_in_a_tagged_field_are_rewritten_and_the_tag_size_fixed():
+    wire, _, out = rewritten(FetchResponse, fetch_with_node_endpoints(), 16)
+    assert [(n.node_id, n.host, n.port) for n in out.node_endpoints] == [(3, "proxy.local", 30003)]
+    assert bytes(out.responses[0].partitions[0].records) == RECORDS
+
+
+def test_record_batches_are_passed_as_slices_of_the_original_buffer():
+    wire, chunks, _ = rewritten(FetchResponse, fetch_with_node_endpoints(), 17)
+    holding_records = [c for c in chunks if RECORDS in bytes(c)]
+    assert len(holding_records) == 1
+    assert isinstance(holding_records[0], memoryview) and holding_records[0].obj is wire.obj
+
+
+def test_scanner_skips_records_without_reading_them():
+    message = fetch_with_node_endpoints()
+    message.node_endpoints = []
+    wire = memoryview(encode(message, 16))
+    assert scan(FetchResponse, 16, wire, 0, ADDRESS_ENTITIES) == []
+
+
+def test_splice_with_no_changes_returns_the_original_bytes():
+    wire = memoryview(encode(fetch_with_node_endpoints(), 16))
+    assert b"".join(splice(wire, [])) == bytes(wire)
+
+
+def test_unknown_tagged_fields_survive_a_rewrite():
+    message = MetadataResponse(brokers=[MetadataResponseBroker(1, "kafka-1", 9092, None,
+                                                               unknown_tags={999: b"future"})],
+                               unknown_tags={1000: b"also-future"})
+    out = rewritten(MetadataResponse, message, 12)[2]
+    assert out.brokers[0].unknown_tags == {999: b"future"}
+    assert out.unknown_tags == {1000: b"also-future"}
