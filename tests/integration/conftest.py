@@ -1,0 +1,105 @@
+"""A real Kafka broker (from Maven Central jars) and the proxy as a real process, shared by the session.
+
+The broker re-authenticates SASL sessions every few seconds (connections.max.reauth.ms), so every
+integration test also exercises the proxy's KIP-368 re-login to the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tenantry.localkafka import DEFAULT_VERSION, KafkaBroker
+from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, api_versions_answers, free_port
+
+KAFKA_VERSION = os.environ.get("TENANTRY_TEST_KAFKA_VERSION", DEFAULT_VERSION)
+REAUTH_MS = 6000
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class RunningProxy:
+    process: subprocess.Popen[bytes]
+    bootstrap: str
+    port: int
+    broker_port_base: int
+    log: Path
+
+    @property
+    def ports(self) -> set[int]:
+        return {self.port} | {self.broker_port_base + n for n in range(0, 16)}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), version=KAFKA_VERSION,
+                         extra_properties={"connections.max.reauth.ms": str(REAUTH_MS)})
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str) -> RunningProxy:
+    port = free_port()
+    base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
+    log = workdir / f"proxy-{port}.log"
+    env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", kafka.sasl_bootstrap,
+             "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", "SCRAM-SHA-512",
+             "--upstream-sasl-username", SERVICE_USER, "--listen", f"127.0.0.1:{port}",
+             "--broker-port-base", str(base), "--log-level", "DEBUG", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 30
+    while not api_versions_answers("127.0.0.1", port) or not api_versions_answers("127.0.0.1", base + 1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"proxy did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    return RunningProxy(process, f"127.0.0.1:{port}", port, base, log)
+
+
+def stop_proxy(proxy: RunningProxy) -> int:
+    if proxy.process.poll() is None:
+        proxy.process.send_signal(signal.SIGTERM)
+        try:
+            proxy.process.wait(30)
+        except subprocess.TimeoutExpired:
+            proxy.process.kill()
+            proxy.process.wait()
+    return proxy.process.returncode
+
+
+@pytest.fixture(scope="session")
+def proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
+    running = start_proxy(kafka, tmp_path_factory.mktemp("proxy"))
+    try:
+        yield running
+    finally:
+        code = stop_proxy(running)
+        assert code == 0, f"proxy exited with {code}:\n{running.log_text()[-5000:]}"
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
