@@ -47,6 +47,9 @@ class ProxyConfig:
         "A file holding the service user's password (read at start)."))
     max_frame_bytes: int = field(default=100 * 1024 * 1024, metadata=_opt(
         "Largest request or response frame accepted, in bytes (Kafka's socket.request.max.bytes)."))
+    max_buffered_bytes: int = field(default=256 * 1024 * 1024, metadata=_opt(
+        "Memory all connections together may hold for large frames still arriving; past it, reading "
+        "pauses (Kafka's queued.max.request.bytes)."))
     max_in_flight: int = field(default=1000, metadata=_opt(
         "Requests a client connection may have in flight before the proxy stops reading from it."))
     upstream_connect_timeout: float = field(default=10.0, metadata=_opt(
@@ -167,7 +170,7 @@ def validate(config: ProxyConfig) -> ProxyConfig:
         if not config.upstream_sasl_username or not config.upstream_sasl_password:
             raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
                               "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
-    for name in ("max_frame_bytes", "max_in_flight"):
+    for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
     for name in ("upstream_connect_timeout", "shutdown_timeout"):

@@ -31,15 +31,15 @@ from tenantry.protocol.headers import (
     response_body_offset,
     response_header_version,
 )
-from tenantry.protocol.messages import REQUESTS
+from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.describe_cluster_response import DescribeClusterResponse
-from tenantry.protocol.messages.sasl_handshake_response import SaslHandshakeResponse
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message
 from tenantry.proxy.addresses import carries_addresses, find_addresses, rewrite_addresses
 from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE, api_versions_response
 from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
 
 if TYPE_CHECKING:
@@ -69,8 +69,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.server = server
         self.config = server.config
         self.node_id = node_id  # None: the bootstrap listener
-        self.reader = server.frame_reader()
         self.gate = ReadGate()
+        self.input = FrameInput(self.config.max_frame_bytes, server.memory, self.gate, self._on_frames)
         self.outbox: deque[Slot] = deque()
         self.upstream: UpstreamConnection | None = None
         self.transport: asyncio.Transport | None = None
@@ -91,14 +91,15 @@ class ClientConnection(asyncio.BufferedProtocol):
         asyncio.get_running_loop().create_task(self._connect_upstream())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.reader.get_buffer(sizehint)
+        return self.input.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
-            frames = self.reader.buffer_updated(nbytes)
+            self.input.buffer_updated(nbytes)
         except FrameTooLarge as exc:
             self.close(f"oversized request: {exc}")
-            return
+
+    def _on_frames(self, frames: list[memoryview]) -> None:
         for frame in frames:
             if self._closed:
                 return
@@ -113,6 +114,7 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.input.close()
         self.server.connections.discard(self)
         if self.upstream is not None:
             self.upstream.owner = None
@@ -179,6 +181,11 @@ class ClientConnection(asyncio.BufferedProtocol):
             if api_key == API_VERSIONS_KEY:
                 self._answer_api_versions(api_version, corr)
                 return
+            if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE) and is_known(api_key, api_version):
+                # As a broker's PLAINTEXT listener answers: this listener does not do SASL.
+                response = RESPONSES[api_key](error_code=ErrorCode.ILLEGAL_SASL_STATE)
+                self._answer(Slot(corr, api_key, api_version), response)
+                return
             allowed = self.upstream.table.get(api_key)
             if allowed is None or api_version not in allowed or not is_known(api_key, api_version):
                 # As a broker does: a version it never advertised cannot be answered in a layout the
@@ -186,10 +193,6 @@ class ClientConnection(asyncio.BufferedProtocol):
                 self.close(f"API {api_key} v{api_version} is not offered by this proxy")
                 return
             header = parse_request_header(frame)
-            if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
-                self._answer(Slot(corr, api_key, api_version), SaslHandshakeResponse(
-                    error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM, mechanisms=[]))
-                return
             if api_key == DESCRIBE_CLUSTER and self._asks_for_controllers(frame, header.body_offset, api_version):
                 self._answer(Slot(corr, api_key, api_version), DescribeClusterResponse(
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,

@@ -12,10 +12,10 @@ import itertools
 import logging
 from collections.abc import Awaitable
 
-from tenantry.protocol import FrameReader
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
+from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
 
 log = logging.getLogger("tenantry.server")
@@ -31,9 +31,7 @@ class ProxyServer:
         self._opening: dict[int, asyncio.Task[None]] = {}
         self._bootstrap_cycle = itertools.cycle(config.upstream_addresses())
         self._stopping = False
-
-    def frame_reader(self) -> FrameReader:
-        return FrameReader(self.config.max_frame_bytes)
+        self.memory = MemoryBudget(config.max_buffered_bytes)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,7 +90,7 @@ class ProxyServer:
             for _ in range(len(self.config.upstream)):
                 host, port = next(self._bootstrap_cycle)
                 try:
-                    return await UpstreamConnection.open(self.config, host, port, owner)
+                    return await UpstreamConnection.open(self.config, self.memory, host, port, owner)
                 except UpstreamError as exc:
                     errors.append(str(exc))
             raise UpstreamError("no upstream bootstrap server answered: " + "; ".join(errors))
@@ -101,7 +99,7 @@ class ProxyServer:
         address = self.brokers.get(node_id)
         if address is None:
             raise UpstreamError(f"the upstream cluster has no broker {node_id}")
-        return await UpstreamConnection.open(self.config, address[0], address[1], owner)
+        return await UpstreamConnection.open(self.config, self.memory, address[0], address[1], owner)
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""

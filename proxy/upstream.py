@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from tenantry.protocol import FrameReader, ProtocolError, decode
+from tenantry.protocol import ProtocolError, decode
 from tenantry.protocol.envelope import request_frame
 from tenantry.protocol.headers import response_body_offset, response_header_version
 from tenantry.protocol.messages import RESPONSES
@@ -27,6 +27,8 @@ from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import intersect
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.sasl_client import sasl_client
 
 log = logging.getLogger("tenantry.upstream")
@@ -68,12 +70,12 @@ class UpstreamOwner(Protocol):
 class UpstreamConnection(asyncio.BufferedProtocol):
     """One authenticated connection to a broker, owned by one client connection."""
 
-    def __init__(self, config: ProxyConfig, owner: UpstreamOwner | None) -> None:
+    def __init__(self, config: ProxyConfig, memory: MemoryBudget, owner: UpstreamOwner | None) -> None:
         self.config = config
         self.owner = owner
-        self.reader = FrameReader(config.max_frame_bytes)
         self.pending: deque[InFlight | _OwnRequest] = deque()
         self.gate = ReadGate()
+        self.input = FrameInput(config.max_frame_bytes, memory, self.gate, self._on_frames)
         self.transport: asyncio.Transport | None = None
         self.broker_versions: ApiVersionsResponse | None = None
         self.table: dict[int, Versions] = {}
@@ -84,13 +86,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.closed = False
 
     @classmethod
-    async def open(cls, config: ProxyConfig, host: str, port: int,
+    async def open(cls, config: ProxyConfig, memory: MemoryBudget, host: str, port: int,
                    owner: UpstreamOwner | None) -> UpstreamConnection:
         """Connect, learn the broker's API versions and log in; raise UpstreamError on failure."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(config.upstream_connect_timeout or None):
-                _, conn = await loop.create_connection(lambda: cls(config, owner), host, port)
+                _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port)
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
             raise UpstreamError(f"broker {host}:{port}: {exc or type(exc).__name__}") from None
@@ -102,17 +104,23 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.gate.attach(self.transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.reader.get_buffer(sizehint)
+        return self.input.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
-            for frame in self.reader.buffer_updated(nbytes):
-                self._on_frame(frame)
+            self.input.buffer_updated(nbytes)
         except ProtocolError as exc:
             self._fail(f"broker sent a malformed response: {exc}")
 
+    def _on_frames(self, frames: list[memoryview]) -> None:
+        for frame in frames:
+            if self.closed:
+                return
+            self._on_frame(frame)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.input.close()
         if self._reauth_timer is not None:
             self._reauth_timer.cancel()
         for entry in self.pending:

@@ -94,6 +94,8 @@ def proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         code = stop_proxy(running)
         assert code == 0, f"proxy exited with {code}:\n{running.log_text()[-5000:]}"
+        # Every error a client caused must have been handled: no stack trace in the proxy's log.
+        assert "Traceback" not in running.log_text(), running.log_text()[-5000:]
 
 
 @pytest.fixture

@@ -1,0 +1,41 @@
+"""A proxy-wide budget for the buffers of large frames still being received.
+
+Like Kafka's ``queued.max.request.bytes``: a peer that announces a large frame gets its buffer only
+while the budget allows; otherwise reading from it pauses until other frames complete. Many peers
+announcing huge frames and sending them slowly cannot exhaust the proxy's memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+
+class MemoryBudget:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[Callable[[], None]] = deque()
+
+    def allocate(self, size: int) -> bytearray | None:
+        # One frame may always proceed when nothing else holds memory, or a frame larger than the
+        # budget (but within max_frame_bytes) could never be received.
+        if self.used and self.used + size > self.limit:
+            return None
+        self.used += size
+        return bytearray(size)
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        while self._waiters and self.used < self.limit:
+            self._waiters.popleft()()
+
+    def wait(self, wake: Callable[[], None]) -> None:
+        """Call `wake` once memory has been released."""
+        self._waiters.append(wake)
+
+    def forget(self, wake: Callable[[], None]) -> None:
+        try:
+            self._waiters.remove(wake)
+        except ValueError:
+            pass

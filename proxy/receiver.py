@@ -1,0 +1,49 @@
+"""Frames in from a socket, under the proxy's memory budget; shared by the client and broker sides."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tenantry.protocol import FrameReader
+from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.memory import MemoryBudget
+
+
+class FrameInput:
+    """Feeds received bytes to a FrameReader and pauses reading while a big frame waits for memory."""
+
+    def __init__(self, max_frame: int, budget: MemoryBudget, gate: ReadGate,
+                 on_frames: Callable[[list[memoryview]], None]) -> None:
+        self.reader = FrameReader(max_frame, allocate=budget.allocate, release=budget.release)
+        self._budget = budget
+        self._gate = gate
+        self._on_frames = on_frames
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Raises FrameTooLarge for a size prefix over the limit (the caller closes)."""
+        self._on_frames(self.reader.buffer_updated(nbytes))
+        self._wait_if_starved()
+
+    def _wait_if_starved(self) -> None:
+        if self.reader.starved:
+            self._gate.block("waiting for memory")
+            self._budget.wait(self._schedule_retry)
+        else:
+            self._gate.unblock("waiting for memory")
+
+    def _schedule_retry(self) -> None:
+        # Released memory is announced from inside another connection's handler: retry on a fresh
+        # loop turn so one connection's frames are never processed in the middle of another's.
+        asyncio.get_running_loop().call_soon(self._memory_freed)
+
+    def _memory_freed(self) -> None:
+        self._on_frames(self.reader.retry())
+        self._wait_if_starved()
+
+    def close(self) -> None:
+        self._budget.forget(self._schedule_retry)
+        self.reader.close()
