@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from tenantry.protocol.codec import is_compact
 from tenantry.protocol.errors import DecodeError
 from tenantry.protocol.primitives import (
     FIXED_SIZES,
@@ -25,7 +26,6 @@ from tenantry.protocol.primitives import (
     reader_for,
     skipper_for,
 )
-from tenantry.protocol.codec import is_compact
 from tenantry.protocol.schema import Field, Message, Struct
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 
 class Versions(NamedTuple):
@@ -44,6 +44,9 @@ PRIMITIVES = frozenset(
 )
 
 
+StructClass: TypeAlias = "type[Struct]"
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One field of a struct as the schema declares it, across every version."""
@@ -53,7 +56,7 @@ class Field:
     type: str
     versions: Versions
     array: bool = False
-    struct: type[Struct] | None = None
+    struct: StructClass | None = None  # (the field named `type` hides the builtin in this class body)
     nullable: Versions = NO_VERSIONS
     tagged: Versions = NO_VERSIONS
     tag: int | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,9 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                environ: dict[str, str] | None = None) -> ProxyConfig:
+                environ: Mapping[str, str] | None = None) -> ProxyConfig:
     """Build and validate the config from a file, the environment and flag overrides."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     known = {f.name: f for f in fields(ProxyConfig)}
     if path:
@@ -134,8 +135,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 raise ConfigError(f"{key}: unknown setting in {path} (known: {', '.join(sorted(known))})")
             values[key] = value
     for name in known:
-        if env_name(name) in environ:
-            values[name] = environ[env_name(name)]
+        if env_name(name) in env:
+            values[name] = env[env_name(name)]
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = value

@@ -31,8 +31,10 @@ from tenantry.protocol.headers import (
     response_body_offset,
     response_header_version,
 )
-from tenantry.protocol.messages import REQUESTS, RESPONSES
+from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.describe_cluster_response import DescribeClusterResponse
+from tenantry.protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
+from tenantry.protocol.messages.sasl_handshake_response import SaslHandshakeResponse
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message
@@ -183,8 +185,9 @@ class ClientConnection(asyncio.BufferedProtocol):
                 return
             if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE) and is_known(api_key, api_version):
                 # As a broker's PLAINTEXT listener answers: this listener does not do SASL.
-                response = RESPONSES[api_key](error_code=ErrorCode.ILLEGAL_SASL_STATE)
-                self._answer(Slot(corr, api_key, api_version), response)
+                refusal: Message = (SaslHandshakeResponse if api_key == SASL_HANDSHAKE else SaslAuthenticateResponse)(
+                    error_code=ErrorCode.ILLEGAL_SASL_STATE)
+                self._answer(Slot(corr, api_key, api_version), refusal)
                 return
             allowed = self.upstream.table.get(api_key)
             if allowed is None or api_version not in allowed or not is_known(api_key, api_version):

@@ -7,6 +7,7 @@ announcing huge frames and sending them slowly cannot exhaust the proxy's memory
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -35,7 +36,5 @@ class MemoryBudget:
         self._waiters.append(wake)
 
     def forget(self, wake: Callable[[], None]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._waiters.remove(wake)
-        except ValueError:
-            pass

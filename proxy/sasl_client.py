@@ -35,13 +35,13 @@ class ScramSaslClient:
         self._step = 0
 
     def first_message(self) -> bytes:
-        return self._scram.get_client_first().encode()
+        return str(self._scram.get_client_first()).encode()
 
     def next_message(self, server_message: bytes) -> bytes | None:
         self._step += 1
         if self._step == 1:
             self._scram.set_server_first(server_message.decode())
-            return self._scram.get_client_final().encode()
+            return str(self._scram.get_client_final()).encode()
         self._scram.set_server_final(server_message.decode())  # verifies the server's signature
         return None
 

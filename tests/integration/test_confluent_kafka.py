@@ -101,7 +101,7 @@ def test_committed_offsets_are_resumed(proxy, topic_name):
     consumer = Consumer(config)
     consumer.subscribe([topic_name])
     seen: list[bytes] = []
-    wait_for(lambda: (m := consumer.poll(0.5)) is not None and not m.error() and seen.append(m.value())
+    wait_for(lambda: ((m := consumer.poll(0.5)) is not None and not m.error() and seen.append(m.value()))
              or len(seen) >= 4, 30, "four messages")
     consumer.commit(offsets=[TopicPartition(topic_name, 0, 4)], asynchronous=False)
     consumer.close()

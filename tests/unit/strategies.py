@@ -33,10 +33,7 @@ def struct_strategy(cls: type[Struct], version: int, flexible: bool, depth: int 
     for f in cls.FIELDS:
         if not f.in_version(version):
             continue  # absent from this version: stays at its default, as decode leaves it
-        if f.struct is not None:
-            element = struct_strategy(f.struct, version, flexible, depth + 1)
-        else:
-            element = _scalar(f)
+        element = struct_strategy(f.struct, version, flexible, depth + 1) if f.struct is not None else _scalar(f)
         value = st.lists(element, max_size=3 if depth < 2 else 1) if f.array else element
         if version in f.nullable:
             value = st.none() | value

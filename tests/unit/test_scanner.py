@@ -55,7 +55,7 @@ def fetch_with_node_endpoints() -> FetchResponse:
 
 
 def test_fetch_node_endpoints_in_a_tagged_field_are_rewritten_and_the_tag_size_fixed():
-    wire, _, out = rewritten(FetchResponse, fetch_with_node_endpoints(), 16)
+    _wire, _, out = rewritten(FetchResponse, fetch_with_node_endpoints(), 16)
     assert [(n.node_id, n.host, n.port) for n in out.node_endpoints] == [(3, "proxy.local", 30003)]
     assert bytes(out.responses[0].partitions[0].records) == RECORDS
 
