@@ -54,14 +54,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _properties(dir_: Path, port: int, sasl_port: int, controller_port: int, extra: dict[str, str]) -> str:
+def _properties(dir_: Path, port: int, sasl_port: int, controller_port: int, extra: dict[str, str],
+                advertised_sasl_port: int) -> str:
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
         "listeners": (f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port},"
                       f"CONTROLLER://127.0.0.1:{controller_port}"),
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{advertised_sasl_port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -152,10 +153,14 @@ class KafkaBroker:
     """One local broker in `dir_`. Use as a context manager, or call start() and stop()."""
 
     def __init__(self, dir_: Path | str, version: str = DEFAULT_VERSION, port: int | None = None,
-                 extra_properties: dict[str, str] | None = None) -> None:
+                 extra_properties: dict[str, str] | None = None, sasl_port: int | None = None,
+                 advertised_sasl_port: int | None = None) -> None:
+        """`advertised_sasl_port` lets a relay in front of the SASL listener be the address brokers give out."""
         self.dir = Path(dir_).resolve()
         self.version = version
         self.requested_port = port
+        self.requested_sasl_port = sasl_port
+        self.advertised_sasl_port = advertised_sasl_port
         self.extra = extra_properties or {}
         self.state: BrokerState | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -177,11 +182,12 @@ class KafkaBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         port = self.requested_port or free_port()
-        sasl_port, controller_port = free_port(), free_port()
+        sasl_port, controller_port = self.requested_sasl_port or free_port(), free_port()
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
         (self.dir / "log4j.properties").write_text(_LOG4J1)
         config = self.dir / "server.properties"
-        config.write_text(_properties(self.dir, port, sasl_port, controller_port, self.extra))
+        config.write_text(_properties(self.dir, port, sasl_port, controller_port, self.extra,
+                                      self.advertised_sasl_port or sasl_port))
         if not (self.dir / "data" / "meta.properties").exists():
             self._format(config)
         stdout = open(self.dir / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the child

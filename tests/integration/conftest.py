@@ -54,15 +54,17 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
         broker.stop()
 
 
-def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str) -> RunningProxy:
+def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | None = None,
+                mechanism: str = "SCRAM-SHA-512") -> RunningProxy:
+    """The proxy as its own process, logging in to the broker's SASL listener (or to `upstream`)."""
     port = free_port()
     base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
     log = workdir / f"proxy-{port}.log"
     env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", kafka.sasl_bootstrap,
-             "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", "SCRAM-SHA-512",
+            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", upstream or kafka.sasl_bootstrap,
+             "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", mechanism,
              "--upstream-sasl-username", SERVICE_USER, "--listen", f"127.0.0.1:{port}",
              "--broker-port-base", str(base), "--log-level", "DEBUG", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import struct
-import threading
 import time
 import uuid
 
@@ -23,6 +21,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest
 
 from .conftest import start_proxy, stop_proxy
 from .rawclient import call, closed_by_peer, connect, recv_frame, serves
+from .relay import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -163,58 +162,9 @@ def test_memory_stays_bounded_when_clients_announce_huge_frames(kafka, tmp_path)
         assert stop_proxy(limited) == 0
 
 
-class CuttableRelay:
-    """A TCP relay in front of the real broker that can cut every connection on demand."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.loop = asyncio.new_event_loop()
-        self.writers: list[asyncio.StreamWriter] = []
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        def cut_all() -> None:
-            for writer in self.writers:
-                writer.transport.abort()
-            self.writers.clear()
-        self.loop.call_soon_threadsafe(cut_all)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.cut()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 def test_broker_disconnect_mid_request_closes_only_that_client(kafka, tmp_path):
-    relay = CuttableRelay(kafka.state.sasl_port)
-    relayed_kafka = type("Relayed", (), {"sasl_bootstrap": f"127.0.0.1:{relay.port}"})()
-    relayed = start_proxy(relayed_kafka, tmp_path)  # type: ignore[arg-type]
+    relay = Relay(kafka.state.sasl_port)
+    relayed = start_proxy(kafka, tmp_path, upstream=relay.address)
     try:
         fetch = FetchRequest(max_wait_ms=10_000, min_bytes=1_000_000, topics=[])
         with connect(relayed.bootstrap) as waiting:

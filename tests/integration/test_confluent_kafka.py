@@ -161,3 +161,15 @@ def test_admin_create_describe_list_delete(proxy):
         future.result(30)
     wait_for(lambda: name not in admin.list_topics(timeout=10).topics, 30, "the topic to go")
 
+
+
+def test_acks_zero_produce_gets_no_response_and_does_not_stall_the_connection(proxy, topic_name):
+    create_topic(proxy.bootstrap, topic_name)
+    producer = Producer({"bootstrap.servers": proxy.bootstrap, "acks": 0})
+    for i in range(100):
+        producer.produce(topic_name, value=str(i).encode())
+    assert producer.flush(30) == 0
+    # Metadata requests share the connection with the acks=0 produces; a proxy that waited for a
+    # produce response that never comes would stall them, and the admin call below would time out.
+    assert topic_name in AdminClient({"bootstrap.servers": proxy.bootstrap}).list_topics(timeout=10).topics
+    assert len(consume(proxy.bootstrap, topic_name, 100)) == 100

@@ -132,7 +132,8 @@ public class ClientScenarios {
                 c.subscribe(List.of(topic));
                 long deadline = System.currentTimeMillis() + 30_000;
                 while (c.assignment().isEmpty() && System.currentTimeMillis() < deadline) c.poll(Duration.ofMillis(200));
-                boolean listed = admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
+                // listConsumerGroups, not 4.x's listGroups, so the same program runs against Kafka 3.9.
+                boolean listed = admin.listConsumerGroups().all().get(30, TimeUnit.SECONDS).stream()
                         .anyMatch(g -> g.groupId().equals(group));
                 if (!listed) throw new IllegalStateException("group not listed");
             }
