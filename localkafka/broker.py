@@ -132,14 +132,15 @@ def api_versions_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.sendall(struct.pack(">i", len(request)) + request)
-            size = struct.unpack(">i", _recv_exact(s, 4))[0]
-            body = _recv_exact(s, size)
+            size = struct.unpack(">i", recv_exact(s, 4))[0]
+            body = recv_exact(s, size)
             return struct.unpack(">ih", body[:6]) == (1, 0)
     except (OSError, struct.error):
         return False
 
 
-def _recv_exact(s: socket.socket, n: int) -> bytes:
+def recv_exact(s: socket.socket, n: int) -> bytes:
+    """Exactly n bytes from a blocking socket; OSError if the peer closes first."""
     buf = b""
     while len(buf) < n:
         chunk = s.recv(n - len(buf))

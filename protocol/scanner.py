@@ -87,16 +87,24 @@ def struct_scanner(cls: type[Struct], version: int, flexible: bool, wanted: froz
         return cached
     steps: list[Scan] = []
     tagged: dict[int, Scan] = {}
+    fixed_run = 0  # bytes of adjacent fixed-size fields nobody wants: skipped in one step
     for f in cls.FIELDS:
         if not f.in_version(version):
             continue
-        step = _field_scanner(f, version, flexible, wanted)
         if flexible and f.is_tagged(version):
             assert f.tag is not None
             if f.entity in wanted or (f.struct is not None and contains_entity(f.struct, wanted)):
-                tagged[f.tag] = step
-        else:
-            steps.append(step)
+                tagged[f.tag] = _field_scanner(f, version, flexible, wanted)
+            continue
+        if f.struct is None and not f.array and f.entity not in wanted and f.type in FIXED_SIZES:
+            fixed_run += FIXED_SIZES[f.type]
+            continue
+        if fixed_run:
+            steps.append(_skip_bytes(fixed_run))
+            fixed_run = 0
+        steps.append(_field_scanner(f, version, flexible, wanted))
+    if fixed_run:
+        steps.append(_skip_bytes(fixed_run))
 
     def scan(buf: memoryview, pos: int, out: list[Ref], tags: tuple[TagSpan, ...]) -> int:
         for step in steps:
@@ -120,6 +128,15 @@ def struct_scanner(cls: type[Struct], version: int, flexible: bool, wanted: froz
 
     _scanners[key] = scan
     return scan
+
+
+def _skip_bytes(size: int) -> Scan:
+    def skip(buf: memoryview, pos: int, out: list[Ref], tags: tuple[TagSpan, ...]) -> int:
+        end = pos + size
+        if end > len(buf):
+            raise DecodeError("message is truncated")
+        return end
+    return skip
 
 
 def _field_scanner(f: Field, version: int, flexible: bool, wanted: frozenset[str]) -> Scan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from tenantry.localkafka.broker import recv_exact
 from tenantry.protocol import decode
 from tenantry.protocol.envelope import request_frame
 from tenantry.protocol.headers import response_body_offset, response_header_version
@@ -16,16 +17,6 @@ from tenantry.protocol.schema import Message
 def connect(address: str, timeout: float = 10.0) -> socket.socket:
     host, port = address.rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=timeout)
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the proxy")
-        data += chunk
-    return data
 
 
 def recv_frame(sock: socket.socket) -> bytes:
