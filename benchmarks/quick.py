@@ -21,6 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import psutil
+
 from tenantry.localkafka import DEFAULT_VERSION, KafkaBroker, kafka_classpath
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, api_versions_answers, free_port
 
@@ -92,7 +94,10 @@ def main() -> int:
                         extra_properties={"num.partitions": "3"}) as broker:
         proxy, proxy_bootstrap = start_proxy(broker, profile_path)
         try:
-            produce(args.kafka_version, broker.bootstrap, "warmup", args.records // 4)
+            # Full-size warm-up through both paths: the broker's JIT, page cache and log segments, and the
+            # proxy, are still speeding up for the first runs (a quarter-size warm-up left a 30% drift).
+            produce(args.kafka_version, broker.bootstrap, "warmup-direct", args.records)
+            produce(args.kafka_version, proxy_bootstrap, "warmup-proxy", args.records)
             # ABBA order (direct, proxy, proxy, direct) so a broker warming up or a log growing favours
             # neither side; each side's figure is the mean of its two runs.
             runs: dict[str, list[dict[str, float]]] = {k: [] for k in
@@ -100,10 +105,15 @@ def main() -> int:
                                                          "consume_direct", "consume_proxy")}
             order = [("direct", broker.bootstrap, "d1"), ("proxy", proxy_bootstrap, "p1"),
                      ("proxy", proxy_bootstrap, "p2"), ("direct", broker.bootstrap, "d2")]
-            for side, bootstrap, topic in order:
-                runs[f"produce_{side}"].append(produce(args.kafka_version, bootstrap, topic, args.records))
-            for side, bootstrap, topic in order:
-                runs[f"consume_{side}"].append(consume(args.kafka_version, bootstrap, topic, args.records))
+            meter = psutil.Process(proxy.pid)
+            for kind, tool in (("produce", produce), ("consume", consume)):
+                for side, bootstrap, topic in order:
+                    cpu_before, wall_before = sum(meter.cpu_times()[:2]), time.monotonic()
+                    result = tool(args.kafka_version, bootstrap, topic, args.records)
+                    # The proxy's share of one core during this run (idle during direct runs).
+                    result["proxy_cpu_pct"] = 100 * (sum(meter.cpu_times()[:2]) - cpu_before) / (
+                        time.monotonic() - wall_before)
+                    runs[f"{kind}_{side}"].append(result)
             results: dict[str, object] = {"runs": runs}
             for key, measured in runs.items():
                 results[key] = {field: sum(r[field] for r in measured) / len(measured) for field in measured[0]}
@@ -123,6 +133,9 @@ def main() -> int:
         p99 = (f"{direct['p99_ms']:>10.0f}ms{proxied['p99_ms']:>10.0f}ms" if "p99_ms" in direct else "")
         print(f"{kind:10}{direct['mb_per_sec']:>14.1f}{proxied['mb_per_sec']:>14.1f}"
               f"{results[f'ratio_{kind}']:>8.2f}{p99}")
+    for key, measured in runs.items():
+        print(f"  {key:16} runs: " + ", ".join(f"{r['mb_per_sec']:.1f}" for r in measured) + " MB/s; proxy CPU "
+              + ", ".join(f"{r['proxy_cpu_pct']:.0f}%" for r in measured))
     print(f"\nresults in {out_dir}")
     if profile_path is not None and profile_path.exists():
         print("\nproxy profile, top 15 by own time:")
