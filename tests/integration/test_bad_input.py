@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 import time
 import uuid
@@ -177,3 +178,31 @@ def test_broker_disconnect_mid_request_closes_only_that_client(kafka, tmp_path):
     finally:
         stop_proxy(relayed)
         relay.close()
+
+
+def test_a_client_that_stops_reading_cannot_make_the_proxy_buffer_its_responses(kafka, proxy, tmp_path):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bp-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": proxy.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": proxy.bootstrap, "linger.ms": 20})
+    for _ in range(4000):
+        producer.produce(topic, value=b"z" * 1000)  # ~4 MB of data to fetch over and over
+    producer.flush(30)
+    process = psutil.Process(proxy.process.pid)
+    before = process.memory_info().rss
+    fetch = FetchRequest(max_wait_ms=100, min_bytes=1, max_bytes=4_000_000, topics=[FetchTopic(
+        topic=topic, partitions=[FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=4_000_000)])])
+    with connect(proxy.bootstrap) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        # 100 pipelined fetches of ~4 MB each: 400 MB if the proxy buffered responses for a client
+        # that reads nothing. It must instead stop reading from the broker.
+        sock.sendall(b"".join(request_frame(fetch, 12, corr, "sleepy") for corr in range(1, 101)))
+        time.sleep(3)
+        grown = process.memory_info().rss - before
+        first = recv_frame(sock)  # and the connection still works once the client reads again
+        assert int.from_bytes(first[:4], "big") == 1
+    assert grown < 64 * 1024 * 1024, f"proxy RSS grew by {grown / 2**20:.0f} MiB"
