@@ -16,7 +16,7 @@ async def test_a_new_broker_gets_a_listener_on_base_plus_its_node_id():
     assert pending is not None
     await pending
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", base + 7)
+        _, writer = await asyncio.open_connection("127.0.0.1", base + 7)
         writer.close()
         assert server.brokers[7] == ("kafka-7.internal", 9092)
         assert server.learn_brokers([(7, "kafka-7.internal", 9092)]) is None  # known: nothing to wait for
