@@ -3,6 +3,7 @@
     tenantry serve --config FILE [--listen HOST:PORT] [--upstream HOST:PORT,...] ...
     tenantry kafka start --dir DIR [--port PORT] [--version V]
     tenantry kafka stop --dir DIR
+    tenantry tenant add|list|remove ...   /   tenantry user add|remove|passwd ...
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from tenantry.proxy import cli_tenants
 from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config
 
 log = logging.getLogger("tenantry")
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"Kafka version (default {DEFAULT_VERSION}; tested: {', '.join(SUPPORTED_VERSIONS)})")
     stop = kafka_sub.add_parser("stop", help="stop the broker started from --dir")
     stop.add_argument("--dir", required=True)
+    cli_tenants.add_parsers(sub)
     return parser
 
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "kafka":
         return _kafka(args)
-    return 2
+    return cli_tenants.run(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,66 @@
+"""Operator actions on the tenants section of a parsed config file (used by the CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenantry.tenants.credentials import create_credential
+from tenantry.tenants.registry import RegistryError, default_prefix
+
+
+def _tenants(data: dict[str, Any]) -> list[dict[str, Any]]:
+    tenants: list[dict[str, Any]] = data.setdefault("tenants", [])
+    return tenants
+
+
+def _find_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    for tenant in _tenants(data):
+        if tenant.get("id") == tenant_id:
+            return tenant
+    raise RegistryError(f"tenant {tenant_id}: no such tenant")
+
+
+def _find_user(data: dict[str, Any], tenant_id: str, name: str) -> dict[str, Any]:
+    for user in _find_tenant(data, tenant_id).get("users", []):
+        if user.get("name") == name:
+            return user  # type: ignore[no-any-return]
+    raise RegistryError(f"tenant {tenant_id}: no user {name}")
+
+
+def add_tenant(data: dict[str, Any], tenant_id: str, prefix: str | None = None) -> None:
+    if any(t.get("id") == tenant_id for t in _tenants(data)):
+        raise RegistryError(f"tenant {tenant_id}: already exists")
+    _tenants(data).append({"id": tenant_id, "prefix": prefix or default_prefix(tenant_id), "users": []})
+
+
+def remove_tenant(data: dict[str, Any], tenant_id: str) -> None:
+    tenant = _find_tenant(data, tenant_id)
+    _tenants(data).remove(tenant)
+
+
+def add_user(data: dict[str, Any], tenant_id: str, name: str, mechanism: str, password: str) -> None:
+    """Add a user, or a further mechanism to an existing user of that tenant."""
+    tenant = _find_tenant(data, tenant_id)
+    users: list[dict[str, Any]] = tenant.setdefault("users", [])
+    user = next((u for u in users if u.get("name") == name), None)
+    if user is None:
+        user = {"name": name, "credentials": {}}
+        users.append(user)
+    elif mechanism in user.get("credentials", {}):
+        raise RegistryError(f"user {name}: already has {mechanism}; use `user passwd` to change it")
+    user.setdefault("credentials", {})[mechanism] = create_credential(mechanism, password).to_dict()
+
+
+def remove_user(data: dict[str, Any], tenant_id: str, name: str) -> None:
+    tenant = _find_tenant(data, tenant_id)
+    user = _find_user(data, tenant_id, name)
+    tenant["users"].remove(user)
+
+
+def set_password(data: dict[str, Any], tenant_id: str, name: str, password: str) -> list[str]:
+    """New credentials, from one password, for every mechanism the user has; returns the mechanisms."""
+    user = _find_user(data, tenant_id, name)
+    mechanisms = list(user.get("credentials", {}))
+    for mechanism in mechanisms:
+        user["credentials"][mechanism] = create_credential(mechanism, password).to_dict()
+    return mechanisms

@@ -1,0 +1,106 @@
+"""The proxy's side of SASL PLAIN and SCRAM-SHA-256/512, sans-I/O: tokens in, challenges and a principal out.
+
+An unknown user is indistinguishable from a wrong password: SCRAM answers it with a salt derived from
+the name and a secret (stable for that name, like a real user's), and PLAIN spends the same scrypt time
+before failing. Every failure carries the same message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from scramp import ScramException, ScramMechanism
+
+from tenantry.tenants.credentials import (
+    SCRAM_ITERATIONS,
+    SCRAM_MECHANISMS,
+    PlainCredential,
+    ScramCredential,
+)
+from tenantry.tenants.registry import Registry, Tenant, User
+
+FAILED = "Authentication failed: Invalid username or password"
+_DUMMY_PLAIN = PlainCredential.create(os.urandom(16).hex())
+
+
+class AuthenticationFailed(Exception):
+    """The login failed; str() is the message for the client, the same whatever the cause."""
+
+    def __init__(self) -> None:
+        super().__init__(FAILED)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: Tenant
+    user: User
+    mechanism: str
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+
+class SaslExchange:
+    """One SASL exchange for one mechanism. Feed client tokens to step() until it returns a principal."""
+
+    def __init__(self, registry: Registry, mechanism: str, secret: bytes) -> None:
+        if mechanism != "PLAIN" and mechanism not in SCRAM_MECHANISMS:
+            raise ValueError(f"unsupported mechanism {mechanism}")
+        self.registry = registry
+        self.mechanism = mechanism
+        self._secret = secret
+        self._scram = ScramMechanism(mechanism).make_server(self._scram_keys) if mechanism != "PLAIN" else None
+        self._username: str | None = None
+        self.principal: Principal | None = None
+
+    def step(self, token: bytes) -> bytes:
+        """The server's answer to a client token; raises AuthenticationFailed. Done when .principal is set."""
+        if self.principal is not None:
+            raise AuthenticationFailed()
+        if self._scram is None:
+            return self._plain(token)
+        try:
+            if self._username is None:
+                self._scram.set_client_first(token.decode("utf-8"))  # calls _scram_keys with the name
+                return str(self._scram.get_server_first()).encode()
+            self._scram.set_client_final(token.decode("utf-8"))
+            final = str(self._scram.get_server_final()).encode()
+        except (ScramException, UnicodeDecodeError, ValueError, KeyError):
+            raise AuthenticationFailed() from None
+        self.principal = self._principal(self._username)
+        return final
+
+    def _plain(self, token: bytes) -> bytes:
+        parts = token.split(b"\0")
+        if len(parts) != 3:
+            raise AuthenticationFailed()
+        authzid, authcid, password = (p.decode("utf-8", errors="replace") for p in parts)
+        found = self.registry.lookup(authcid)
+        credential = found[1].credentials.get("PLAIN") if found else None
+        if not isinstance(credential, PlainCredential):
+            _DUMMY_PLAIN.verify(password)  # same cost as a real check: timing reveals nothing
+            raise AuthenticationFailed()
+        if not credential.verify(password) or authzid not in ("", authcid):
+            raise AuthenticationFailed()
+        self.principal = self._principal(authcid)
+        return b""
+
+    def _principal(self, username: str) -> Principal:
+        found = self.registry.lookup(username)
+        if found is None or self.mechanism not in found[1].credentials:
+            raise AuthenticationFailed()
+        return Principal(found[0], found[1], self.mechanism)
+
+    def _scram_keys(self, username: str) -> tuple[bytes, bytes, bytes, int]:
+        self._username = username
+        found = self.registry.lookup(username)
+        credential = found[1].credentials.get(self.mechanism) if found else None
+        if isinstance(credential, ScramCredential):
+            return credential.salt, credential.stored_key, credential.server_key, credential.iterations
+        # Unknown user: a salt that is stable per name, and keys no password matches.
+        digest = hmac.new(self._secret, f"{self.mechanism}:{username}".encode(), hashlib.sha512).digest()
+        return digest[:16], os.urandom(64), os.urandom(64), SCRAM_ITERATIONS

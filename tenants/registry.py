@@ -1,0 +1,137 @@
+"""Tenants and their users, validated as a whole: ids, prefixes that cannot overlap, unique principals."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantry.tenants.credentials import (
+    MECHANISMS,
+    Credential,
+    PlainCredential,
+    ScramCredential,
+)
+from tenantry.tenants.naming import Namespace
+
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}")
+_USER = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+
+
+class RegistryError(ValueError):
+    """The tenants section is invalid; the message names the tenant or user and the problem."""
+
+
+@dataclass
+class User:
+    name: str
+    credentials: dict[str, Credential] = field(default_factory=dict)  # by mechanism
+
+
+@dataclass
+class Tenant:
+    id: str
+    prefix: str
+    users: dict[str, User] = field(default_factory=dict)
+    allow_auto_create_topics: bool = False
+
+    @property
+    def namespace(self) -> Namespace:
+        return Namespace(self.prefix)
+
+
+def default_prefix(tenant_id: str) -> str:
+    return f"{tenant_id}."
+
+
+@dataclass
+class Registry:
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._principals: dict[str, tuple[Tenant, User]] = {}
+        prefixes: list[tuple[str, str]] = []
+        for tenant in self.tenants.values():
+            for other_id, other in prefixes:
+                if other.startswith(tenant.prefix) or tenant.prefix.startswith(other):
+                    raise RegistryError(f"tenant {tenant.id}: prefix {tenant.prefix!r} overlaps tenant {other_id}'s "
+                                        f"{other!r}; one tenant's names could then name the other's")
+            prefixes.append((tenant.id, tenant.prefix))
+            for user in tenant.users.values():
+                if user.name in self._principals:
+                    raise RegistryError(f"user {user.name}: belongs to tenants {self._principals[user.name][0].id} "
+                                        f"and {tenant.id}; a user belongs to exactly one tenant")
+                self._principals[user.name] = (tenant, user)
+
+    def lookup(self, username: str) -> tuple[Tenant, User] | None:
+        return self._principals.get(username)
+
+    def fingerprint(self, username: str) -> object:
+        """What identifies a user's access: changes when its tenant, prefix or credentials change."""
+        found = self.lookup(username)
+        if found is None:
+            return None
+        tenant, user = found
+        return (tenant.id, tenant.prefix, tenant.allow_auto_create_topics, tuple(sorted(
+            (m, repr(c)) for m, c in user.credentials.items())))
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> Registry:
+        """Build from the parsed config file's ``tenants`` array; RegistryError on any problem."""
+        tenants: dict[str, Tenant] = {}
+        for entry in data.get("tenants", []):
+            tenant = _tenant_from_dict(entry)
+            if tenant.id in tenants:
+                raise RegistryError(f"tenant {tenant.id}: defined twice")
+            tenants[tenant.id] = tenant
+        return cls(tenants)
+
+    def to_config(self) -> list[dict[str, Any]]:
+        return [_tenant_to_dict(t) for t in self.tenants.values()]
+
+
+def _tenant_from_dict(entry: dict[str, Any]) -> Tenant:
+    tenant_id = entry.get("id")
+    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+        raise RegistryError(f"tenant {tenant_id!r}: an id is 1-63 lowercase letters, digits and '-', "
+                            "starting with a letter or digit")
+    prefix = entry.get("prefix", default_prefix(tenant_id))
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise RegistryError(f"tenant {tenant_id}: prefix {prefix!r} must be 1-64 of [a-zA-Z0-9._-], "
+                            "starting with a letter or digit")
+    users: dict[str, User] = {}
+    for user_entry in entry.get("users", []):
+        user = _user_from_dict(tenant_id, user_entry)
+        if user.name in users:
+            raise RegistryError(f"tenant {tenant_id}: user {user.name} defined twice")
+        users[user.name] = user
+    allow = entry.get("allow_auto_create_topics", False)
+    if not isinstance(allow, bool):
+        raise RegistryError(f"tenant {tenant_id}: allow_auto_create_topics must be true or false")
+    return Tenant(tenant_id, prefix, users, allow)
+
+
+def _user_from_dict(tenant_id: str, entry: dict[str, Any]) -> User:
+    name = entry.get("name")
+    if not isinstance(name, str) or not _USER.fullmatch(name):
+        raise RegistryError(f"tenant {tenant_id}: user name {name!r} must be 1-128 of [A-Za-z0-9._@-]")
+    credentials: dict[str, Credential] = {}
+    for mechanism, stored in entry.get("credentials", {}).items():
+        if mechanism not in MECHANISMS:
+            raise RegistryError(f"user {name}: unknown mechanism {mechanism!r} (use {', '.join(MECHANISMS)})")
+        try:
+            credentials[mechanism] = (PlainCredential.from_dict(stored) if mechanism == "PLAIN"
+                                      else ScramCredential.from_dict(mechanism, stored))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise RegistryError(f"user {name}: {mechanism} credential is malformed ({exc})") from None
+    return User(name, credentials)
+
+
+def _tenant_to_dict(tenant: Tenant) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": tenant.id, "prefix": tenant.prefix}
+    if tenant.allow_auto_create_topics:
+        out["allow_auto_create_topics"] = True
+    out["users"] = [{"name": u.name, "credentials": {m: c.to_dict() for m, c in u.credentials.items()}}
+                    for u in tenant.users.values()]
+    return out
