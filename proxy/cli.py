@@ -15,10 +15,14 @@ import os
 import signal
 import sys
 from dataclasses import fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tenantry.proxy import cli_tenants
 from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config
+
+if TYPE_CHECKING:
+    from tenantry.tenants.registry import Registry
 
 log = logging.getLogger("tenantry")
 
@@ -70,21 +74,35 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tenantry: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    registry = None
+    if config.tenants_enabled:
+        from tenantry.tenants.registry import RegistryError
+        from tenantry.tenants.store import StoreError, load_registry
+
+        if not args.config:
+            print("tenantry: listener_security_protocol SASL_PLAINTEXT needs --config FILE with [[tenants]]",
+                  file=sys.stderr)
+            return 2
+        try:
+            registry = load_registry(Path(args.config))
+        except (StoreError, RegistryError) as exc:
+            print(f"tenantry: invalid tenants in {args.config}: {exc}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvloop
 
     try:
-        return uvloop.run(_run_server(config))
+        return uvloop.run(_run_server(config, registry))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run_server(config: ProxyConfig) -> int:
+async def _run_server(config: ProxyConfig, registry: Registry | None) -> int:
     from tenantry.proxy.server import ProxyServer
     from tenantry.proxy.upstream import UpstreamError
 
-    server = ProxyServer(config)
+    server = ProxyServer(config, registry)
     try:
         await server.start()
     except (UpstreamError, OSError) as exc:

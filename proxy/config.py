@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -37,6 +38,15 @@ class ProxyConfig:
         "Host name the proxy gives clients for every broker (default: the listen host)."))
     broker_port_base: int = field(default=0, metadata=_opt(
         "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
+    listener_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
+        "SASL_PLAINTEXT: clients log in as users of the tenants in the config file, each in its own "
+        "namespace. PLAINTEXT: no tenants, the proxy is transparent."))
+    sasl_enabled_mechanisms: list[str] = field(default_factory=lambda: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
+                                               metadata=_opt("SASL mechanisms clients may use, comma-separated."))
+    sasl_session_lifetime_ms: int = field(default=0, metadata=_opt(
+        "Clients must re-authenticate within this many ms (KIP-368); 0 means sessions do not expire."))
+    auth_failure_delay_ms: int = field(default=1000, metadata=_opt(
+        "A failed login is answered after this delay, then the connection is closed."))
     upstream_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
         "PLAINTEXT or SASL_PLAINTEXT, for the proxy's own connections to the brokers."))
     upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
@@ -58,6 +68,10 @@ class ProxyConfig:
     shutdown_timeout: float = field(default=10.0, metadata=_opt(
         "Seconds in-flight requests get to finish on SIGTERM/SIGINT before connections are closed."))
     log_level: str = field(default="INFO", metadata=_opt("DEBUG, INFO, WARNING or ERROR."))
+
+    @property
+    def tenants_enabled(self) -> bool:
+        return self.listener_security_protocol != "PLAINTEXT"
 
     @property
     def listen_host(self) -> str:
@@ -156,6 +170,13 @@ def validate(config: ProxyConfig) -> ProxyConfig:
         config.broker_port_base = port + 1
     if not 0 < config.broker_port_base < 65536:
         raise ConfigError(f"broker_port_base: {config.broker_port_base} is not a port number")
+    if config.listener_security_protocol not in LISTENER_PROTOCOLS:
+        raise ConfigError(f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
+                          f"{', '.join(LISTENER_PROTOCOLS)}")
+    unknown = [m for m in config.sasl_enabled_mechanisms if m not in SASL_MECHANISMS]
+    if unknown or not config.sasl_enabled_mechanisms:
+        raise ConfigError(f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
+                          f"{', '.join(SASL_MECHANISMS)}")
     if config.upstream_security_protocol not in SECURITY_PROTOCOLS:
         raise ConfigError(f"upstream_security_protocol: {config.upstream_security_protocol!r} is not one of "
                           f"{', '.join(SECURITY_PROTOCOLS)}")
@@ -174,7 +195,7 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
-    for name in ("upstream_connect_timeout", "shutdown_timeout"):
+    for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

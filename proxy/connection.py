@@ -2,16 +2,15 @@
 
 States::
 
-    CONNECTING --upstream ready--> OPEN --drain()--> DRAINING --outbox empty--> CLOSED
-        |                          |  ^                                          ^
-        |                          v  | re-authentication done                   |
-        |                     HOLDING (broker re-authentication: requests wait)  |
-        +------------- upstream failed / protocol error / peer closed -----------+
+    (tenants) AUTHENTICATING --login--> CONNECTING --upstream ready--> OPEN --drain()--> DRAINING --> CLOSED
+    (no tenants)                        CONNECTING --upstream ready--> OPEN
+                                                   OPEN <--> HOLDING (the proxy re-authenticates upstream)
+    any state --upstream failed / protocol error / bad login / peer closed--> CLOSED
 
 Every request gets a :class:`Slot` in the outbox, in arrival order, unless it gets no response at all
 (Produce with acks=0). A slot is filled by the broker's response or by an answer the proxy makes
-itself (ApiVersions, refusals); the outbox is written from its head as slots fill, so local answers
-wait behind earlier forwarded ones, as clients require.
+itself (ApiVersions, SASL, refusals); the outbox is written from its head as slots fill, so local
+answers wait behind earlier forwarded ones, as clients require.
 """
 
 from __future__ import annotations
@@ -33,34 +32,43 @@ from tenantry.protocol.headers import (
 )
 from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.describe_cluster_response import DescribeClusterResponse
+from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
+from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from tenantry.protocol.messages.sasl_handshake_response import SaslHandshakeResponse
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
-from tenantry.protocol.schema import Message
-from tenantry.proxy.addresses import carries_addresses, find_addresses, rewrite_addresses
+from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE, api_versions_response
+from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.receiver import FrameInput
+from tenantry.proxy.rewrite.policy import tenant_table
+from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter
+from tenantry.proxy.rewrite.special import Refusal
 from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
+from tenantry.tenants.auth import AuthenticationFailed
 
 if TYPE_CHECKING:
     from tenantry.proxy.server import ProxyServer
 
 log = logging.getLogger("tenantry.connection")
 DESCRIBE_CLUSTER = 60
+SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 2)}
 
 
 class Slot(InFlight):
     """A request's place in the response order, filled when its response is ready."""
 
-    __slots__ = ("api_key", "api_version", "chunks", "client_corr")
+    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx")
 
-    def __init__(self, client_corr: int, api_key: int, api_version: int) -> None:
+    def __init__(self, client_corr: int, api_key: int, api_version: int,
+                 ctx: RequestContext | None = None) -> None:
         super().__init__()
         self.client_corr = client_corr
         self.api_key = api_key
         self.api_version = api_version
+        self.ctx = ctx or RequestContext()
         self.chunks: list[Chunk] | None = None
 
 
@@ -77,10 +85,22 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.upstream: UpstreamConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self._held: list[memoryview] | None = []  # requests waiting for the broker connection
+        self.auth: ClientAuth | None = None
+        self.rewriter: Rewriter | None = None
+        self._held: list[memoryview] | None = None  # requests waiting for the broker connection
+        self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
         self._draining = False
         self._closed = False
         self.done = asyncio.get_running_loop().create_future()
+        if self.config.tenants_enabled:
+            self.auth = ClientAuth(lambda: server.registry, self.config.sasl_enabled_mechanisms,
+                                   self.config.sasl_session_lifetime_ms, server.secret)
+        else:
+            self.rewriter = Rewriter(None, server.topic_ids)
+
+    @property
+    def principal_name(self) -> str | None:
+        return self.auth.principal.name if self.auth and self.auth.principal else None
 
     # -- asyncio protocol -------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,8 +109,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
-        self.gate.block("connecting")
-        asyncio.get_running_loop().create_task(self._connect_upstream())
+        if self.auth is None:
+            self._start_upstream()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.input.get_buffer(sizehint)
@@ -105,10 +125,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         for frame in frames:
             if self._closed:
                 return
-            if self._held is not None:
-                self._held.append(frame)
-            else:
-                self._on_request(frame)
+            self._on_request(frame)
 
     def eof_received(self) -> bool | None:
         self.close("client closed its side")
@@ -133,6 +150,11 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.upstream.resume_reading()
 
     # -- upstream -------------------------------------------------------------------------------------
+    def _start_upstream(self) -> None:
+        self._held = []
+        self.gate.block("connecting")
+        asyncio.get_running_loop().create_task(self._connect_upstream())
+
     async def _connect_upstream(self) -> None:
         try:
             self.upstream = await self.server.open_upstream(self.node_id, self)
@@ -150,6 +172,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         assert isinstance(entry, Slot)
         try:
             self._fill_from_upstream(entry, frame)
+        except Leak as exc:
+            log.error("dropped a response to %s for %s: %s", self.principal_name, self.peer, exc)
+            self.close("response would have leaked another tenant's name")
         except ProtocolError as exc:
             self.close(f"broker response to API {entry.api_key} v{entry.api_version} is malformed: {exc}")
 
@@ -173,23 +198,36 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._on_request(frame)
 
     # -- requests -------------------------------------------------------------------------------------
+    def _table(self) -> dict[int, Versions]:
+        if self.upstream is None:
+            table = tenant_table(self.server.api_table)
+        elif self.auth is None:
+            return self.upstream.table
+        else:
+            table = tenant_table(self.upstream.table)
+        return table | SASL_VERSIONS
+
     def _on_request(self, frame: memoryview) -> None:
+        if self._raw_sasl:
+            self._raw_sasl_token(frame)
+            return
         if self._held is not None:
             self._held.append(frame)
             return
-        assert self.upstream is not None
         try:
             api_key, api_version, corr = peek_request_header(frame)
             if api_key == API_VERSIONS_KEY:
                 self._answer_api_versions(api_version, corr)
                 return
-            if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE) and is_known(api_key, api_version):
-                # As a broker's PLAINTEXT listener answers: this listener does not do SASL.
+            if self.auth is not None and self._sasl_request(frame, api_key, api_version, corr):
+                return
+            if self.auth is None and api_key in SASL_VERSIONS and api_version in SASL_VERSIONS[api_key]:
+                # No tenants: answer as a broker's plaintext listener does.
                 refusal: Message = (SaslHandshakeResponse if api_key == SASL_HANDSHAKE else SaslAuthenticateResponse)(
                     error_code=ErrorCode.ILLEGAL_SASL_STATE)
                 self._answer(Slot(corr, api_key, api_version), refusal)
                 return
-            allowed = self.upstream.table.get(api_key)
+            allowed = self._table().get(api_key)
             if allowed is None or api_version not in allowed or not is_known(api_key, api_version):
                 # As a broker does: a version it never advertised cannot be answered in a layout the
                 # client can read, so the connection is closed.
@@ -201,20 +239,117 @@ class ClientConnection(asyncio.BufferedProtocol):
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                     error_message="controller endpoints are not served through the proxy"))
                 return
-            if api_key == 0 and produce_acks(frame, header.body_offset, api_version) == 0:
-                self.upstream.forward(frame, None)
+            assert self.rewriter is not None and self.upstream is not None
+            try:
+                parts, ctx = self.rewriter.request(frame, header)
+            except Refusal as refused:
+                self._answer(Slot(corr, api_key, api_version), refused.response)
                 return
-        except ProtocolError as exc:
+            if api_key == 0 and produce_acks(frame, header.body_offset, api_version) == 0:
+                self.upstream.forward(parts, None)
+                return
+        except (ProtocolError, IndexError, ValueError) as exc:
             self.close(f"malformed request: {exc}")
             return
-        except (IndexError, ValueError) as exc:
-            self.close(f"malformed request: {exc}")
-            return
-        slot = Slot(corr, api_key, api_version)
+        slot = Slot(corr, api_key, api_version, ctx)
         self.outbox.append(slot)
-        self.upstream.forward(frame, slot)
+        self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
             self.gate.block("too many in flight")
+
+    def _sasl_request(self, frame: memoryview, api_key: int, version: int, corr: int) -> bool:
+        """Serve SASL and refuse what authentication does not allow; True if the request was consumed."""
+        assert self.auth is not None
+        if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
+            if version not in SASL_VERSIONS[api_key]:
+                self.close(f"SASL API {api_key} v{version} is not supported")
+                return True
+            header = parse_request_header(frame)
+            slot = Slot(corr, api_key, version)
+            body = frame[header.body_offset:]
+            if api_key == SASL_HANDSHAKE:
+                self._sasl_handshake(slot, decode(SaslHandshakeRequest, body, version).mechanism)
+            else:
+                self._sasl_authenticate(slot, bytes(decode(SaslAuthenticateRequest, body, version).auth_bytes))
+            return True
+        if not self.auth.authenticated:
+            self.close(f"API {api_key} before authentication")
+            return True
+        if self.auth.expired():
+            self.close("SASL session expired without re-authentication")
+            return True
+        return False
+
+    def _sasl_handshake(self, slot: Slot, mechanism: str) -> None:
+        assert self.auth is not None
+        mechanisms = list(self.auth.mechanisms)
+        try:
+            accepted = self.auth.handshake(mechanism)
+        except IllegalSaslState as exc:
+            self._answer(slot, SaslHandshakeResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE, mechanisms=mechanisms))
+            self.drain(f"SASL: {exc}")
+            return
+        if not accepted:
+            self._answer(slot, SaslHandshakeResponse(error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM,
+                                                     mechanisms=mechanisms))
+            self.drain(f"SASL mechanism {mechanism!r} is not enabled")
+            return
+        self._answer(slot, SaslHandshakeResponse(error_code=0, mechanisms=mechanisms))
+        self._raw_sasl = slot.api_version == 0  # KIP-152: v0 is followed by bare tokens
+
+    def _sasl_authenticate(self, slot: Slot, token: bytes) -> None:
+        assert self.auth is not None
+        first_login = not self.auth.authenticated
+        try:
+            answer = self.auth.authenticate(token)
+        except IllegalSaslState as exc:
+            self._answer(slot, SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
+                                                        error_message=str(exc)))
+            self.drain(f"SASL: {exc}")
+            return
+        except AuthenticationFailed as exc:
+            self._fail_login(slot, SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED,
+                                                            error_message=str(exc)))
+            return
+        self._answer(slot, SaslAuthenticateResponse(error_code=0, auth_bytes=answer,
+                                                    session_lifetime_ms=self.auth.session_lifetime_ms()))
+        if first_login and self.auth.authenticated:
+            self._logged_in()
+
+    def _raw_sasl_token(self, frame: memoryview) -> None:
+        assert self.auth is not None
+        slot = Slot(-1, SASL_AUTHENTICATE, 0)
+        try:
+            answer = self.auth.authenticate(bytes(frame))
+        except (AuthenticationFailed, IllegalSaslState):
+            self._fail_login(slot, None)  # v0 has no error response: the delay, then the close
+            return
+        slot.chunks = [INT32.pack(len(answer)) + answer]
+        self.outbox.append(slot)
+        self._flush()
+        if self.auth.authenticated:
+            self._raw_sasl = False
+            self._logged_in()
+
+    def _logged_in(self) -> None:
+        assert self.auth is not None and self.auth.principal is not None
+        tenant = self.auth.principal.tenant
+        self.rewriter = Rewriter(tenant.namespace, self.server.topic_ids, tenant.id, tenant.allow_auto_create_topics)
+        log.info("%s logged in as %s of tenant %s (%s)", self.peer, self.auth.principal.name, tenant.id,
+                 self.auth.principal.mechanism)
+        self._start_upstream()
+
+    def _fail_login(self, slot: Slot, response: Message | None) -> None:
+        """Answer a failed login only after a delay, then close: guessing passwords costs time."""
+        log.info("failed login from %s", self.peer)
+        self.outbox.append(slot)
+        self.gate.block("login failed")
+
+        def answer() -> None:
+            slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)] if response else []
+            self._flush()
+            self.drain("login failed")
+        asyncio.get_running_loop().call_later(self.config.auth_failure_delay_ms / 1000, answer)
 
     def _asks_for_controllers(self, frame: memoryview, body_offset: int, version: int) -> bool:
         if version < 1:
@@ -223,12 +358,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         return bool(getattr(request, "endpoint_type", 1) != 1)
 
     def _answer_api_versions(self, version: int, corr: int) -> None:
-        assert self.upstream is not None
-        table = self.upstream.table
-        supported = table[API_VERSIONS_KEY]
-        if version in supported:
-            response = api_versions_response(table, self.upstream.broker_versions)
-            self._answer(Slot(corr, API_VERSIONS_KEY, version), response)
+        table = self._table()
+        broker = self.upstream.broker_versions if self.upstream else self.server.broker_versions
+        if version in table[API_VERSIONS_KEY]:
+            self._answer(Slot(corr, API_VERSIONS_KEY, version), api_versions_response(table, broker))
         else:
             # KIP-511: a client newer than us gets a v0 answer with our ranges and picks a version from it.
             response = api_versions_response(table, None, ErrorCode.UNSUPPORTED_VERSION)
@@ -241,22 +374,13 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     # -- responses ------------------------------------------------------------------------------------
     def _fill_from_upstream(self, slot: Slot, frame: memoryview) -> None:
-        head = INT32.pack(len(frame)) + INT32.pack(slot.client_corr)
-        if not carries_addresses(slot.api_key, slot.api_version):
-            slot.chunks = [head, frame[4:]]
-            self._flush()
-            return
+        assert self.rewriter is not None
         offset = response_body_offset(frame, response_header_version(slot.api_key, slot.api_version))
-        triples = find_addresses(slot.api_key, slot.api_version, frame, offset)
-        if not triples:
-            slot.chunks = [head, frame[4:]]
-            self._flush()
-            return
-        new_nodes = self.server.learn_brokers([(t[0].value, t[1].value, t[2].value) for t in triples])
-        body = rewrite_addresses(frame, triples, self.config.advertised_host, self.config.broker_port)
-        size = sum(len(c) for c in body)
-        body[0] = body[0][4:]  # the first chunk starts at the old correlation id
+        addresses = Addresses(self.config.advertised_host, self.config.broker_port)
+        body = self.rewriter.response(slot.api_key, slot.api_version, frame, offset, slot.ctx, addresses)
+        size = 4 + sum(len(c) for c in body)
         chunks: list[Chunk] = [INT32.pack(size) + INT32.pack(slot.client_corr), *body]
+        new_nodes = self.server.learn_brokers(addresses.seen) if addresses.seen else None
         if new_nodes is None:
             slot.chunks = chunks
             self._flush()
@@ -278,15 +402,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         if len(outbox) < self.config.max_in_flight // 2 + 1:
             self.gate.unblock("too many in flight")
         if self._draining and not outbox:
-            self.close("drained")
+            self.close(self._drain_reason)
 
     # -- closing --------------------------------------------------------------------------------------
-    def drain(self) -> None:
+    def drain(self, reason: str = "drained") -> None:
         """Stop reading new requests; close once every in-flight response has been written."""
         self._draining = True
+        self._drain_reason = reason
         self.gate.block("draining")
         if not self.outbox:
-            self.close("drained")
+            self.close(reason)
 
     def close(self, reason: str) -> None:
         if self._closed:
@@ -304,4 +429,3 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._closed = True
         if self.transport is not None:
             self.transport.abort()
-

@@ -10,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from collections.abc import Awaitable
 
+from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.metadata_request import MetadataRequest
+from tenantry.protocol.schema import Versions
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
+from tenantry.tenants.registry import Registry
 
 log = logging.getLogger("tenantry.server")
 METADATA = 3
 
 
 class ProxyServer:
-    def __init__(self, config: ProxyConfig) -> None:
+    def __init__(self, config: ProxyConfig, registry: Registry | None = None) -> None:
         self.config = config
         self.connections: set[ClientConnection] = set()
         self.brokers: dict[int, tuple[str, int]] = {}
@@ -32,6 +37,11 @@ class ProxyServer:
         self._bootstrap_cycle = itertools.cycle(config.upstream_addresses())
         self._stopping = False
         self.memory = MemoryBudget(config.max_buffered_bytes)
+        self.registry = registry or Registry()
+        self.topic_ids = TopicIds()
+        self.secret = os.urandom(32)  # keys the fake SCRAM salts of unknown users
+        self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
+        self.broker_versions: ApiVersionsResponse | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -44,6 +54,7 @@ class ProxyServer:
     async def refresh_brokers(self) -> None:
         """Ask the upstream which brokers exist and open a listener for each."""
         conn = await self.open_upstream(None, None)
+        self.api_table, self.broker_versions = conn.table, conn.broker_versions
         try:
             version = min(12, conn.table[METADATA].hi or 12)
             metadata = await conn.request(MetadataRequest(topics=[]), version)

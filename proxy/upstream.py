@@ -23,6 +23,7 @@ from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from tenantry.protocol.primitives import INT32
+from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import intersect
 from tenantry.proxy.config import ProxyConfig
@@ -144,8 +145,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._corr = (self._corr + 1) & 0x7FFFFFFF
         return self._corr
 
-    def forward(self, frame: memoryview, entry: InFlight | None) -> None:
-        """Send a client's request frame (without size prefix) under a fresh correlation id.
+    def forward(self, parts: list[Chunk], entry: InFlight | None) -> None:
+        """Send a client's request (its frame without size prefix, as chunks) under a fresh correlation id.
 
         `entry` is None for requests that get no response (Produce with acks=0).
         """
@@ -154,9 +155,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if entry is not None:
             entry.upstream_corr = corr
             self.pending.append(entry)
-        head = INT32.pack(len(frame)) + bytes(frame[:4]) + INT32.pack(corr)
-        # The body goes out as a slice of the received frame: record batches are never copied here.
-        self.transport.writelines((head, frame[8:]))
+        first = parts[0]
+        size = sum(len(p) for p in parts)
+        head = INT32.pack(size) + bytes(first[:4]) + INT32.pack(corr)
+        # The rest goes out as slices of what was received: record batches are never copied here.
+        self.transport.writelines((head, first[8:], *parts[1:]))
 
     async def request(self, request: Message, version: int) -> Any:
         """Send a request of the proxy's own and wait for its decoded response."""

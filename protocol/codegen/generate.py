@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tenantry.protocol.codegen.overrides import ENTITY_OVERRIDES
+from tenantry.protocol.codegen.overrides import entity_for
 from tenantry.protocol.schema import PRIMITIVES, Versions
 
 _SCALAR_PY = {
@@ -115,7 +115,7 @@ def _render_struct(sd: StructDef, module_name: str, message_name: str, path_of: 
             py_default, fd_default, default_null = _default_literal(f, base, nullable)
             ann = py + (" | None" if nullable or default_null else "")
         lines.append(f"    {name}: {ann} = {py_default}")
-        entity = ENTITY_OVERRIDES.get((message_name, kafka_path), f.get("entityType"))
+        entity = entity_for(message_name, kafka_path, f["name"], base, f.get("entityType"))
         args = [repr(name), repr(f["name"]), repr("struct" if is_struct else base),
                 f"Versions.parse({f['versions']!r})"]
         if array:

@@ -33,3 +33,20 @@ ENTITY_OVERRIDES.update({
     ("StreamsGroupHeartbeatRequest", "Topology.Subtopologies.SourceTopics"): "topicName",
     ("StreamsGroupHeartbeatRequest", "Topology.Subtopologies.RepartitionSinkTopics"): "topicName",
 })
+
+
+def entity_for(message: str, path: str, name: str, type_: str, declared: str | None) -> str | None:
+    """The entity a field names: the hand-checked list first, then the schema's mark, then two rules.
+
+    Topic ids are never marked in the schemas, and broker error messages quote names the proxy must
+    translate, so every uuid field called TopicId and every ErrorMessage string get an entity too.
+    """
+    if (message, path) in ENTITY_OVERRIDES:
+        return ENTITY_OVERRIDES[(message, path)]
+    if declared:
+        return declared
+    if name == "TopicId" and type_ == "uuid":
+        return "topicId"
+    if name == "ErrorMessage" and type_ == "string":
+        return "errorMessage"
+    return None

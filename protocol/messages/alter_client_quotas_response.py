@@ -36,7 +36,7 @@ class EntryData(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('entity', 'Entity', 'struct', Versions.parse('0+'), array=True, struct=EntityData),
     )
 

@@ -23,7 +23,7 @@ class AlterShareGroupOffsetsResponsePartition(Struct):
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
     )
 
 
@@ -38,7 +38,7 @@ class AlterShareGroupOffsetsResponseTopic(Struct):
 
     FIELDS = (
         Field('topic_name', 'TopicName', 'string', Versions.parse('0+'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=AlterShareGroupOffsetsResponsePartition),
     )
 
@@ -60,6 +60,6 @@ class AlterShareGroupOffsetsResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('responses', 'Responses', 'struct', Versions.parse('0+'), array=True, struct=AlterShareGroupOffsetsResponseTopic),
     )

@@ -21,7 +21,7 @@ class TopicPartitions(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('topic_name', 'TopicName', 'string', Versions.parse('0+'), default='', entity='topicName'),
         Field('partitions', 'Partitions', 'int32', Versions.parse('0+'), array=True),
     )
@@ -88,7 +88,7 @@ class DescribedGroup(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
         Field('group_state', 'GroupState', 'string', Versions.parse('0+'), default=''),
         Field('group_epoch', 'GroupEpoch', 'int32', Versions.parse('0+'), default=0),

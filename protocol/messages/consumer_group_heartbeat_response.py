@@ -20,7 +20,7 @@ class TopicPartitions(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'int32', Versions.parse('0+'), array=True),
     )
 
@@ -57,7 +57,7 @@ class ConsumerGroupHeartbeatResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('member_id', 'MemberId', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
         Field('member_epoch', 'MemberEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('heartbeat_interval_ms', 'HeartbeatIntervalMs', 'int32', Versions.parse('0+'), default=0),

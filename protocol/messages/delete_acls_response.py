@@ -28,7 +28,7 @@ class DeleteAclsMatchingAcl(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('resource_type', 'ResourceType', 'int8', Versions.parse('0+'), default=0),
         Field('resource_name', 'ResourceName', 'string', Versions.parse('0+'), default=''),
         Field('pattern_type', 'PatternType', 'int8', Versions.parse('1+'), default=3),
@@ -50,7 +50,7 @@ class DeleteAclsFilterResult(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('matching_acls', 'MatchingAcls', 'struct', Versions.parse('0+'), array=True, struct=DeleteAclsMatchingAcl),
     )
 

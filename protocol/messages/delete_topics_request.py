@@ -21,7 +21,7 @@ class DeleteTopicState(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('6+'), nullable=Versions.parse('6+'), default_null=True, entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('6+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('6+'), default=ZERO_UUID, entity='topicId'),
     )
 
 

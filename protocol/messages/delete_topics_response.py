@@ -23,9 +23,9 @@ class DeletableTopicResult(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('6+'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('6+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('6+'), default=ZERO_UUID, entity='topicId'),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('5+'), nullable=Versions.parse('5+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('5+'), nullable=Versions.parse('5+'), default_null=True, entity='errorMessage'),
     )
 
 

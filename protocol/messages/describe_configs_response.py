@@ -66,7 +66,7 @@ class DescribeConfigsResult(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('resource_type', 'ResourceType', 'int8', Versions.parse('0+'), default=0),
         Field('resource_name', 'ResourceName', 'string', Versions.parse('0+'), default=''),
         Field('configs', 'Configs', 'struct', Versions.parse('0+'), array=True, struct=DescribeConfigsResourceResult),

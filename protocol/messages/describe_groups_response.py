@@ -49,7 +49,7 @@ class DescribedGroup(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('6+'), nullable=Versions.parse('6+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('6+'), nullable=Versions.parse('6+'), default_null=True, entity='errorMessage'),
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
         Field('group_state', 'GroupState', 'string', Versions.parse('0+'), default=''),
         Field('protocol_type', 'ProtocolType', 'string', Versions.parse('0+'), default=''),

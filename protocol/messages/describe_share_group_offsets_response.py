@@ -29,7 +29,7 @@ class DescribeShareGroupOffsetsResponsePartition(Struct):
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('lag', 'Lag', 'int64', Versions.parse('1+'), default=-1),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
     )
 
 
@@ -44,7 +44,7 @@ class DescribeShareGroupOffsetsResponseTopic(Struct):
 
     FIELDS = (
         Field('topic_name', 'TopicName', 'string', Versions.parse('0+'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=DescribeShareGroupOffsetsResponsePartition),
     )
 
@@ -63,7 +63,7 @@ class DescribeShareGroupOffsetsResponseGroup(Struct):
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=DescribeShareGroupOffsetsResponseTopic),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
     )
 
 

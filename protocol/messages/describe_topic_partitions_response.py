@@ -54,7 +54,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('is_internal', 'IsInternal', 'bool', Versions.parse('0+'), default=False),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=DescribeTopicPartitionsResponsePartition),
         Field('topic_authorized_operations', 'TopicAuthorizedOperations', 'int32', Versions.parse('0+'), default=-2147483648),

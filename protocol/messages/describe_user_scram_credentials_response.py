@@ -38,7 +38,7 @@ class DescribeUserScramCredentialsResult(Struct):
     FIELDS = (
         Field('user', 'User', 'string', Versions.parse('0+'), default=''),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('credential_infos', 'CredentialInfos', 'struct', Versions.parse('0+'), array=True, struct=CredentialInfo),
     )
 
@@ -60,6 +60,6 @@ class DescribeUserScramCredentialsResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('results', 'Results', 'struct', Versions.parse('0+'), array=True, struct=DescribeUserScramCredentialsResult),
     )

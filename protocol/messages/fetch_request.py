@@ -62,7 +62,7 @@ class FetchTopic(Struct):
 
     FIELDS = (
         Field('topic', 'Topic', 'string', Versions.parse('0-12'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=FetchPartition),
     )
 
@@ -78,7 +78,7 @@ class ForgottenTopic(Struct):
 
     FIELDS = (
         Field('topic', 'Topic', 'string', Versions.parse('7-12'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'int32', Versions.parse('7+'), array=True),
     )
 

@@ -110,7 +110,7 @@ class FetchableTopicResponse(Struct):
 
     FIELDS = (
         Field('topic', 'Topic', 'string', Versions.parse('0-12'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=PartitionData),
     )
 

@@ -20,7 +20,7 @@ class MetadataRequestTopic(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('10+'), default='', entity='topicName'),
     )
 

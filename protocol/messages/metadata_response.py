@@ -68,7 +68,7 @@ class MetadataResponseTopic(Struct):
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('12+'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('is_internal', 'IsInternal', 'bool', Versions.parse('1+'), default=False),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=MetadataResponsePartition),
         Field('topic_authorized_operations', 'TopicAuthorizedOperations', 'int32', Versions.parse('8+'), default=-2147483648),

@@ -40,7 +40,7 @@ class OffsetCommitRequestTopic(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0-9'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=OffsetCommitRequestPartition),
     )
 

@@ -36,7 +36,7 @@ class OffsetFetchRequestTopics(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('8-9'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('partition_indexes', 'PartitionIndexes', 'int32', Versions.parse('8+'), array=True),
     )
 

@@ -76,7 +76,7 @@ class OffsetFetchResponseTopics(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('8-9'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('8+'), array=True, struct=OffsetFetchResponsePartitions),
     )
 

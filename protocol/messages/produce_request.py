@@ -36,7 +36,7 @@ class TopicProduceData(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0-12'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID, entity='topicId'),
         Field('partition_data', 'PartitionData', 'struct', Versions.parse('0+'), array=True, struct=PartitionProduceData),
     )
 

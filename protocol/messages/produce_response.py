@@ -60,7 +60,7 @@ class PartitionProduceResponse(Struct):
         Field('log_append_time_ms', 'LogAppendTimeMs', 'int64', Versions.parse('2+'), default=-1),
         Field('log_start_offset', 'LogStartOffset', 'int64', Versions.parse('5+'), default=-1),
         Field('record_errors', 'RecordErrors', 'struct', Versions.parse('8+'), array=True, struct=BatchIndexAndErrorMessage),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('8+'), nullable=Versions.parse('8+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('8+'), nullable=Versions.parse('8+'), default_null=True, entity='errorMessage'),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('10+'), struct=LeaderIdAndEpoch, tagged=Versions.parse('10+'), tag=0),
     )
 
@@ -76,7 +76,7 @@ class TopicProduceResponse(Struct):
 
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0-12'), default='', entity='topicName'),
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('13+'), default=ZERO_UUID, entity='topicId'),
         Field('partition_responses', 'PartitionResponses', 'struct', Versions.parse('0+'), array=True, struct=PartitionProduceResponse),
     )
 

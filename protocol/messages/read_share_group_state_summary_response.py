@@ -27,7 +27,7 @@ class PartitionResult(Struct):
     FIELDS = (
         Field('partition', 'Partition', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('state_epoch', 'StateEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('start_offset', 'StartOffset', 'int64', Versions.parse('0+'), default=0),
@@ -44,7 +44,7 @@ class ReadStateSummaryResult(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=PartitionResult),
     )
 

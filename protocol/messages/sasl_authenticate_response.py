@@ -27,7 +27,7 @@ class SaslAuthenticateResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('auth_bytes', 'AuthBytes', 'bytes', Versions.parse('0+'), default=b''),
         Field('session_lifetime_ms', 'SessionLifetimeMs', 'int64', Versions.parse('1+'), default=0),
     )

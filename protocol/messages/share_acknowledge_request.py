@@ -50,7 +50,7 @@ class AcknowledgeTopic(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=AcknowledgePartition),
     )
 

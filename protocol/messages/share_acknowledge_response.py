@@ -38,7 +38,7 @@ class PartitionData(Struct):
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('0+'), struct=LeaderIdAndEpoch),
     )
 
@@ -52,7 +52,7 @@ class ShareAcknowledgeTopicResponse(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=PartitionData),
     )
 
@@ -94,7 +94,7 @@ class ShareAcknowledgeResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('acquisition_lock_timeout_ms', 'AcquisitionLockTimeoutMs', 'int32', Versions.parse('2+'), default=0),
         Field('responses', 'Responses', 'struct', Versions.parse('0+'), array=True, struct=ShareAcknowledgeTopicResponse),
         Field('node_endpoints', 'NodeEndpoints', 'struct', Versions.parse('0+'), array=True, struct=NodeEndpoint),

@@ -58,7 +58,7 @@ class PartitionData(Struct):
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('acknowledge_error_code', 'AcknowledgeErrorCode', 'int16', Versions.parse('0+'), default=0),
         Field('acknowledge_error_message', 'AcknowledgeErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('0+'), struct=LeaderIdAndEpoch),
@@ -76,7 +76,7 @@ class ShareFetchableTopicResponse(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
+        Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('partitions', 'Partitions', 'struct', Versions.parse('0+'), array=True, struct=PartitionData),
     )
 
@@ -118,7 +118,7 @@ class ShareFetchResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('acquisition_lock_timeout_ms', 'AcquisitionLockTimeoutMs', 'int32', Versions.parse('1+'), default=0),
         Field('responses', 'Responses', 'struct', Versions.parse('0+'), array=True, struct=ShareFetchableTopicResponse),
         Field('node_endpoints', 'NodeEndpoints', 'struct', Versions.parse('0+'), array=True, struct=NodeEndpoint),

@@ -194,7 +194,7 @@ class DescribedGroup(Struct):
 
     FIELDS = (
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
         Field('group_state', 'GroupState', 'string', Versions.parse('0+'), default=''),
         Field('group_epoch', 'GroupEpoch', 'int32', Versions.parse('0+'), default=0),

@@ -23,7 +23,7 @@ class UpdatableFeatureResult(Struct):
     FIELDS = (
         Field('feature', 'Feature', 'string', Versions.parse('0+'), default=''),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
     )
 
 
@@ -44,6 +44,6 @@ class UpdateFeaturesResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
-        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default=''),
+        Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('results', 'Results', 'struct', Versions.parse('0-1'), array=True, struct=UpdatableFeatureResult),
     )

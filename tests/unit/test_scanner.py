@@ -11,7 +11,9 @@ from tenantry.protocol.messages.fetch_response import (
 )
 from tenantry.protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
 from tenantry.protocol.messages.metadata_response import MetadataResponse, MetadataResponseBroker
-from tenantry.proxy.addresses import ADDRESS_ENTITIES, find_addresses, rewrite_addresses
+from tenantry.proxy.rewrite.rewriter import ADDRESSES as ADDRESS_ENTITIES
+from tenantry.proxy.rewrite.rewriter import Addresses, RequestContext, Rewriter
+from tenantry.proxy.rewrite.topic_ids import TopicIds
 
 RECORDS = b"\x00" * 61 + b"record-batch-bytes" * 100
 
@@ -21,9 +23,10 @@ def port_for(node_id: int) -> int:
 
 
 def rewritten(cls, message, version):
-    wire = memoryview(encode(message, version))
-    triples = find_addresses(cls.API_KEY, version, wire, 0)
-    chunks = rewrite_addresses(wire, triples, "proxy.local", port_for)
+    """The response body as the transparent proxy rewrites it (a correlation id in front, as on the wire)."""
+    wire = memoryview(b"\x00\x00\x00\x01" + encode(message, version))
+    addresses = Addresses("proxy.local", port_for)
+    chunks = Rewriter(None, TopicIds()).response(cls.API_KEY, version, wire, 4, RequestContext(), addresses)
     return wire, chunks, decode(cls, b"".join(chunks), version)
 
 
@@ -72,6 +75,14 @@ def test_scanner_skips_records_without_reading_them():
     message.node_endpoints = []
     wire = memoryview(encode(message, 16))
     assert scan(FetchResponse, 16, wire, 0, ADDRESS_ENTITIES) == []
+
+
+def test_the_upstream_addresses_seen_are_reported_for_listeners():
+    message = MetadataResponse(brokers=[MetadataResponseBroker(4, "kafka-4", 9094, None)])
+    wire = memoryview(b"\x00\x00\x00\x01" + encode(message, 12))
+    addresses = Addresses("proxy.local", port_for)
+    Rewriter(None, TopicIds()).response(3, 12, wire, 4, RequestContext(), addresses)
+    assert addresses.seen == [(4, "kafka-4", 9094)]
 
 
 def test_splice_with_no_changes_returns_the_original_bytes():

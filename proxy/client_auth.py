@@ -1,0 +1,80 @@
+"""SASL between a client and the proxy: which requests are allowed when, and the session's lifetime.
+
+::
+
+    HANDSHAKE --SaslHandshake(mechanism ok)--> AUTHENTICATING --SaslAuthenticate(done)--> AUTHENTICATED
+        ^                                                                                   |
+        +---------------- SaslHandshake again (KIP-368 re-authentication) ------------------+
+
+Before AUTHENTICATED only ApiVersions and SASL are served. A re-authentication must keep the
+principal and the mechanism. Once the session lifetime has passed, any request but SASL closes the
+connection, as a broker does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tenantry.tenants.auth import AuthenticationFailed, Principal, SaslExchange
+from tenantry.tenants.registry import Registry
+
+HANDSHAKE, AUTHENTICATING, AUTHENTICATED = "handshake", "authenticating", "authenticated"
+
+
+class IllegalSaslState(Exception):
+    """A SASL request out of order (Kafka's ILLEGAL_SASL_STATE)."""
+
+
+class ClientAuth:
+    def __init__(self, registry: Callable[[], Registry], mechanisms: list[str], lifetime_ms: int, secret: bytes,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._registry = registry
+        self.mechanisms = mechanisms
+        self.lifetime_ms = lifetime_ms
+        self._secret = secret
+        self._clock = clock
+        self.state = HANDSHAKE
+        self.principal: Principal | None = None
+        self._exchange: SaslExchange | None = None
+        self._expires_at: float | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None
+
+    def handshake(self, mechanism: str) -> bool:
+        """Start an exchange; False if the mechanism is not enabled (the caller answers and closes)."""
+        if self.state == AUTHENTICATING:
+            raise IllegalSaslState("a SASL exchange is already in progress")
+        if mechanism not in self.mechanisms:
+            return False
+        if self.principal is not None and mechanism != self.principal.mechanism:
+            raise IllegalSaslState("re-authentication must use the same mechanism")
+        self._exchange = SaslExchange(self._registry(), mechanism, self._secret)
+        self.state = AUTHENTICATING
+        return True
+
+    def authenticate(self, token: bytes) -> bytes:
+        """The server's SASL answer; raises AuthenticationFailed or IllegalSaslState."""
+        if self.state != AUTHENTICATING or self._exchange is None:
+            raise IllegalSaslState("SaslAuthenticate without SaslHandshake")
+        answer = self._exchange.step(token)
+        done = self._exchange.principal
+        if done is not None:
+            if self.principal is not None and (done.name, done.mechanism) != (self.principal.name,
+                                                                              self.principal.mechanism):
+                raise AuthenticationFailed()  # KIP-368: a re-authentication cannot switch principal
+            self.principal = done
+            self.state = AUTHENTICATED
+            self._exchange = None
+            self._expires_at = self._clock() + self.lifetime_ms / 1000 if self.lifetime_ms > 0 else None
+        return answer
+
+    def session_lifetime_ms(self) -> int:
+        if self._expires_at is None:
+            return 0
+        return max(int((self._expires_at - self._clock()) * 1000), 0)
+
+    def expired(self) -> bool:
+        return self._expires_at is not None and self._clock() >= self._expires_at

@@ -1,0 +1,211 @@
+"""Per-connection rewriting of requests and responses: broker addresses always, names for a tenant.
+
+Hot path: the scanner finds the wanted fields and the splicer replaces them; record batches and
+everything else pass through as slices. Cold path (APIs in :mod:`.special`): decode, restructure,
+apply the same entity rules with :func:`map_entities`, encode.
+
+Names: the tenant's name N travels as prefix+N. In responses a name the tenant does not own can only
+appear in a listing, which the special handlers filter; anywhere else it means something is wrong,
+so the response is dropped and the connection closed rather than leak it (:class:`Leak`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantry.protocol import decode, encode, scan, splice
+from tenantry.protocol.headers import RequestHeader
+from tenantry.protocol.messages import REQUESTS, RESPONSES
+from tenantry.protocol.primitives import INT16
+from tenantry.protocol.scanner import Chunk, Ref
+from tenantry.protocol.schema import ZERO_UUID, Message, Struct
+from tenantry.proxy.rewrite import special
+from tenantry.proxy.rewrite.entities import map_entities
+from tenantry.proxy.rewrite.topic_ids import TopicIds
+from tenantry.tenants.naming import Namespace
+
+NAMES = frozenset({"topicName", "groupId", "transactionalId"})
+ADDRESSES = frozenset({"addressNodeId", "addressHost", "addressPort"})
+TENANT_REQUEST = NAMES | {"topicId"}
+TENANT_RESPONSE = NAMES | {"topicId", "errorMessage"}
+
+#: API key -> first response version that can carry a broker address.
+ADDRESS_APIS = {0: 10, 1: 16, 3: 0, 10: 0, 60: 0, 78: 0, 79: 0}
+
+
+class Leak(Exception):
+    """A response named something the tenant does not own outside a filtered listing."""
+
+
+@dataclass
+class RequestContext:
+    """What a request's rewriting must remember for its response."""
+
+    fake_ids: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # swapped-in id -> client's id
+    listing: bool = False  # the request asked for "everything": filter the response
+    protocol_type: str | None = None  # a classic group's protocol type ("consumer" bytes are rewritten)
+
+
+@dataclass
+class Addresses:
+    """How broker addresses are rewritten, and which ones a response named."""
+
+    advertised_host: str
+    port_for: Callable[[int], int]
+    seen: list[tuple[int, str, int]] = field(default_factory=list)
+
+
+class Rewriter:
+    def __init__(self, namespace: Namespace | None, topic_ids: TopicIds, tenant_id: str | None = None,
+                 allow_auto_create: bool = False) -> None:
+        self.ns = namespace
+        self.topic_ids = topic_ids
+        self.tenant_id = tenant_id
+        self.allow_auto_create = allow_auto_create
+        self.group_protocols: dict[str, str | None] = {}  # cluster group id -> protocol type
+
+    # -- requests ---------------------------------------------------------------------------------
+    def request(self, frame: memoryview, header: RequestHeader) -> tuple[list[Chunk], RequestContext]:
+        """The frame (without size prefix) to send upstream; its correlation id is renumbered later."""
+        ctx = RequestContext()
+        if self.ns is None:
+            return [frame], ctx
+        key, version = header.api_key, header.api_version
+        head = self._header(frame, header)
+        handler = special.REQUESTS.get(key)
+        if handler is not None:
+            message = decode(REQUESTS[key], frame[header.body_offset:], version)
+            map_entities(message, version, TENANT_REQUEST, lambda e, v, s: self._inbound(e, v, ctx))
+            handler(self, message, version, ctx)  # sees cluster names: it fixes what the rule cannot
+            return [head, encode(message, version)], ctx
+        refs = scan(REQUESTS[key], version, frame, header.body_offset, TENANT_REQUEST)
+        changes = [(r, new) for r in refs if (new := self._inbound(r.entity, r.value, ctx)) != r.value]
+        return [head, *splice(frame, changes, header.body_offset)], ctx
+
+    def _header(self, frame: memoryview, header: RequestHeader) -> bytes:
+        # The broker sees the tenant in the client id, so its logs and client-id quotas can attribute
+        # traffic. Tagged header fields after the client id are kept as they were.
+        n = INT16.unpack_from(frame, 8)[0]
+        after_client_id = 10 + max(n, 0)
+        client_id = f"{self.ns.prefix if self.ns else ''}{header.client_id or ''}".encode()
+        return (bytes(frame[:8]) + INT16.pack(len(client_id)) + client_id
+                + bytes(frame[after_client_id:header.body_offset]))
+
+    def to_cluster(self, name: str) -> str:
+        """The cluster name for a tenant's name; empty stays empty, so the broker refuses it."""
+        assert self.ns is not None
+        return self.ns.prefix + name if name else name
+
+    def _inbound(self, entity: str, value: Any, ctx: RequestContext) -> Any:
+        if value is None:
+            return None
+        if entity == "topicId":
+            if value == ZERO_UUID:
+                return value
+            name = self.topic_ids.name_of(value)
+            if name is not None and self.ns is not None and self.ns.owns(name):
+                return value
+            fake = uuid.uuid4()  # the broker answers UNKNOWN_TOPIC_ID for it; the client's id goes back
+            ctx.fake_ids[fake] = value
+            return fake
+        return self.to_cluster(value)
+
+    # -- responses --------------------------------------------------------------------------------
+    def response(self, key: int, version: int, frame: memoryview, body_offset: int, ctx: RequestContext,
+                 addresses: Addresses) -> list[Chunk]:
+        """The response from just after its correlation id, rewritten."""
+        wanted = (TENANT_RESPONSE if self.ns is not None else frozenset()) | (
+            ADDRESSES if version >= ADDRESS_APIS.get(key, 1 << 16) else frozenset())
+        if not wanted:
+            return [frame[4:]]
+        handler = special.RESPONSES.get(key) if self.ns is not None else None
+        if handler is not None:
+            message = decode(RESPONSES[key], frame[body_offset:], version)
+            handler(self, message, version, ctx)
+            self._outbound_message(message, version, ctx, addresses, wanted)
+            return [frame[4:body_offset], encode(message, version)]
+        refs = scan(RESPONSES[key], version, frame, body_offset, wanted)
+        if not refs:
+            return [frame[4:]]
+        return splice(frame, self._outbound_refs(refs, ctx, addresses), 4)
+
+    def _outbound_refs(self, refs: list[Ref], ctx: RequestContext, addresses: Addresses) -> list[tuple[Ref, Any]]:
+        changes: list[tuple[Ref, Any]] = []
+        node, host = -1, ""
+        previous: Ref | None = None
+        for ref in refs:
+            entity, value = ref.entity, ref.value
+            if entity == "addressNodeId":
+                node = value
+            elif entity == "addressHost" and node >= 0:
+                host = value
+                changes.append((ref, addresses.advertised_host))
+            elif entity == "addressPort" and node >= 0:
+                addresses.seen.append((node, host, value))
+                changes.append((ref, addresses.port_for(node)))
+            elif entity == "topicId":
+                if value in ctx.fake_ids:
+                    changes.append((ref, ctx.fake_ids[value]))
+                elif previous is not None and previous.entity == "topicName" and previous.value:
+                    self.topic_ids.learn(value, previous.value)
+            else:
+                new = self.outbound(entity, value)
+                if new != value:
+                    changes.append((ref, new))
+            previous = ref
+        return changes
+
+    def _outbound_message(self, message: Message, version: int, ctx: RequestContext, addresses: Addresses,
+                          wanted: frozenset[str]) -> None:
+        def rule(entity: str, value: Any, struct: Struct) -> Any:
+            if entity in ADDRESSES:
+                node = _node_of(struct)
+                if node is None or node < 0:
+                    return value
+                if entity == "addressHost":  # the port field is still the broker's here
+                    addresses.seen.append((node, value, _field_with(struct, "addressPort")))
+                    return addresses.advertised_host
+                if entity == "addressPort":
+                    return addresses.port_for(node)
+                return value
+            if entity == "topicId":
+                if value in ctx.fake_ids:
+                    return ctx.fake_ids[value]
+                name = _field_with(struct, "topicName")
+                if name:
+                    self.topic_ids.learn(value, name)
+                return value
+            return self.outbound(entity, value)
+        map_entities(message, version, wanted, rule)
+
+    def outbound(self, entity: str, value: Any) -> Any:
+        """A cluster name or broker message as the tenant must see it; Leak for a foreign name."""
+        if value is None or self.ns is None:
+            return value
+        if entity == "errorMessage":
+            return self.ns.strip_text(value)
+        if value == "":
+            return value
+        local = self.ns.from_cluster(value)
+        if local is None:
+            raise Leak(f"response names {entity} {value!r}, which the tenant does not own")
+        return local
+
+    def owns(self, cluster_name: str | None) -> bool:
+        return self.ns is not None and self.ns.owns(cluster_name)
+
+
+def _field_with(struct: Struct, entity: str) -> Any:
+    for f in type(struct).FIELDS:
+        if f.entity == entity and not f.array:
+            return getattr(struct, f.name)
+    return None
+
+
+def _node_of(struct: Struct) -> int | None:
+    node = _field_with(struct, "addressNodeId")
+    return node if isinstance(node, int) else None
+
