@@ -18,7 +18,6 @@ from tenantry.protocol.codec import is_compact
 from tenantry.protocol.errors import DecodeError
 from tenantry.protocol.primitives import (
     FIXED_SIZES,
-    INT32,
     Writer,
     encode_uvarint,
     read_array_length,
@@ -199,14 +198,15 @@ def scan(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: fr
 
 def encode_value(ref: Ref, value: Any) -> bytes:
     """The wire form of a replacement value for `ref`, in the same layout as the original."""
-    if ref.type == "string":
-        w = Writer()
-        w.string(value, ref.compact)
-        return w.getvalue()
-    if ref.type == "int32":
-        return INT32.pack(value)
     w = Writer()
-    w.fixed(ref.type, value)
+    if ref.type == "string":
+        w.string(value, ref.compact)
+    elif ref.type == "uuid":
+        w.uuid(value)
+    elif ref.type in ("bytes", "records"):
+        w.blob(value, ref.compact)
+    else:
+        w.fixed(ref.type, value)
     return w.getvalue()
 
 

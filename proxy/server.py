@@ -44,12 +44,13 @@ class ProxyServer:
         self.broker_versions: ApiVersionsResponse | None = None
 
     async def start(self) -> None:
+        # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
+        await self.refresh_brokers()
         loop = asyncio.get_running_loop()
         self.listeners[None] = await loop.create_server(
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
             reuse_address=True)
         log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
-        await self.refresh_brokers()
 
     async def refresh_brokers(self) -> None:
         """Ask the upstream which brokers exist and open a listener for each."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenantry.protocol import decode, encode, scan, splice
+from tenantry.protocol.codec import decode_from
 from tenantry.protocol.headers import RequestHeader
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.primitives import INT16
@@ -77,10 +78,13 @@ class Rewriter:
         head = self._header(frame, header)
         handler = special.REQUESTS.get(key)
         if handler is not None:
-            message = decode(REQUESTS[key], frame[header.body_offset:], version)
+            cls = REQUESTS[key]
+            # Brokers ignore bytes after the known fields, and some clients send them (librdkafka's
+            # all-topics Metadata v13 has three): keep them, unread, after the rewritten fields.
+            message, end = decode_from(cls, frame, version, version in cls.FLEXIBLE_VERSIONS, header.body_offset)
             map_entities(message, version, TENANT_REQUEST, lambda e, v, s: self._inbound(e, v, ctx))
             handler(self, message, version, ctx)  # sees cluster names: it fixes what the rule cannot
-            return [head, encode(message, version)], ctx
+            return [head, encode(message, version), frame[end:]], ctx
         refs = scan(REQUESTS[key], version, frame, header.body_offset, TENANT_REQUEST)
         changes = [(r, new) for r in refs if (new := self._inbound(r.entity, r.value, ctx)) != r.value]
         return [head, *splice(frame, changes, header.body_offset)], ctx
@@ -160,6 +164,15 @@ class Rewriter:
 
     def _outbound_message(self, message: Message, version: int, ctx: RequestContext, addresses: Addresses,
                           wanted: frozenset[str]) -> None:
+        def ids(entity: str, value: Any, struct: Struct) -> Any:
+            # First pass, while names are still the cluster's: learn id -> name, restore swapped ids.
+            if value in ctx.fake_ids:
+                return ctx.fake_ids[value]
+            name = _field_with(struct, "topicName")
+            if name:
+                self.topic_ids.learn(value, name)
+            return value
+
         def rule(entity: str, value: Any, struct: Struct) -> Any:
             if entity in ADDRESSES:
                 node = _node_of(struct)
@@ -171,15 +184,11 @@ class Rewriter:
                 if entity == "addressPort":
                     return addresses.port_for(node)
                 return value
-            if entity == "topicId":
-                if value in ctx.fake_ids:
-                    return ctx.fake_ids[value]
-                name = _field_with(struct, "topicName")
-                if name:
-                    self.topic_ids.learn(value, name)
-                return value
             return self.outbound(entity, value)
-        map_entities(message, version, wanted, rule)
+
+        if "topicId" in wanted:
+            map_entities(message, version, frozenset({"topicId"}), ids)
+        map_entities(message, version, wanted - {"topicId"}, rule)
 
     def outbound(self, entity: str, value: Any) -> Any:
         """A cluster name or broker message as the tenant must see it; Leak for a foreign name."""

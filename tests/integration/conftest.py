@@ -100,6 +100,46 @@ def proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Itera
         assert "Traceback" not in running.log_text(), running.log_text()[-5000:]
 
 
+TENANT_USERS = {  # user: (tenant, mechanism, password)
+    "alice": ("acme", "SCRAM-SHA-512", "alice-secret"),
+    "alicia": ("acme", "PLAIN", "alicia-secret"),
+    "bob": ("globex", "SCRAM-SHA-256", "bob-secret"),
+}
+
+
+def write_tenants(path: Path) -> None:
+    """A config file with two tenants, made with the operator CLI itself."""
+    tenantry = [sys.executable, "-m", "tenantry.proxy.cli"]
+    for tenant in ("acme", "globex"):
+        subprocess.run([*tenantry, "tenant", "add", tenant, "--config", str(path)], check=True, capture_output=True)
+    for user, (tenant, mechanism, password) in TENANT_USERS.items():
+        subprocess.run([*tenantry, "user", "add", tenant, user, "--mechanism", mechanism, "--config", str(path)],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def tenant_proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
+    workdir = tmp_path_factory.mktemp("tenant-proxy")
+    config = workdir / "tenantry.toml"
+    write_tenants(config)
+    running = start_proxy(kafka, workdir, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
+                          "--auth-failure-delay-ms", "300")
+    try:
+        yield running
+    finally:
+        code = stop_proxy(running)
+        assert code == 0, f"proxy exited with {code}:\n{running.log_text()[-5000:]}"
+        assert "Traceback" not in running.log_text(), running.log_text()[-5000:]
+
+
+def client_config(proxy: RunningProxy, user: str, password: str | None = None) -> dict[str, object]:
+    """librdkafka settings for logging in to the proxy as one of TENANT_USERS."""
+    _, mechanism, real_password = TENANT_USERS.get(user, ("", "SCRAM-SHA-512", ""))
+    return {"bootstrap.servers": proxy.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": mechanism, "sasl.username": user,
+            "sasl.password": real_password if password is None else password}
+
+
 @pytest.fixture
 def topic_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"

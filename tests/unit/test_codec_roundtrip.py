@@ -41,7 +41,8 @@ def test_garbage_raises_decode_error_only(cls, version, garbage):
         decode(cls, garbage, version)
 
 
-ALL_ENTITIES = frozenset({"addressNodeId", "addressHost", "addressPort", "topicName", "groupId", "transactionalId"})
+ALL_ENTITIES = frozenset({"addressNodeId", "addressHost", "addressPort", "topicName", "groupId", "transactionalId",
+                          "topicId", "errorMessage"})
 
 
 @pytest.mark.parametrize(("cls", "version"), CASES[::5])
