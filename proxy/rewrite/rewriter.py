@@ -98,6 +98,12 @@ class Rewriter:
         return (bytes(frame[:8]) + INT16.pack(len(client_id)) + client_id
                 + bytes(frame[after_client_id:header.body_offset]))
 
+    @property
+    def prefix(self) -> str:
+        """The tenant's prefix (to_cluster("") is "" on purpose: an empty name must stay invalid)."""
+        assert self.ns is not None
+        return self.ns.prefix
+
     def to_cluster(self, name: str) -> str:
         """The cluster name for a tenant's name; empty stays empty, so the broker refuses it."""
         assert self.ns is not None

@@ -121,7 +121,7 @@ def list_transactions_response(rw: Rewriter, m: Any, version: int, ctx: RequestC
 def list_transactions_request(rw: Rewriter, m: Any, version: int, ctx: RequestContext) -> None:
     if getattr(m, "transactional_id_pattern", None):  # v2: confine the pattern to the tenant's ids
         try:
-            m.transactional_id_pattern = confine(m.transactional_id_pattern, rw.to_cluster(""))
+            m.transactional_id_pattern = confine(m.transactional_id_pattern, rw.prefix)
         except InvalidRegex:
             m.transactional_id_pattern = "(?!)"  # matches nothing: an invalid pattern lists nothing
 
@@ -176,7 +176,7 @@ def consumer_heartbeat_request(rw: Rewriter, m: Any, version: int, ctx: RequestC
 
     if getattr(m, "subscribed_topic_regex", None):
         try:
-            m.subscribed_topic_regex = confine(m.subscribed_topic_regex, rw.to_cluster(""))
+            m.subscribed_topic_regex = confine(m.subscribed_topic_regex, rw.prefix)
         except InvalidRegex as exc:
             raise Refusal(ConsumerGroupHeartbeatResponse(error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
                                                          error_message=str(exc))) from None
@@ -186,7 +186,7 @@ def consumer_describe_response(rw: Rewriter, m: Any, version: int, ctx: RequestC
     for group in m.groups:
         for member in group.members:
             if getattr(member, "subscribed_topic_regex", None):
-                member.subscribed_topic_regex = unconfine(member.subscribed_topic_regex, rw.to_cluster(""))
+                member.subscribed_topic_regex = unconfine(member.subscribed_topic_regex, rw.prefix)
 
 
 # -- DescribeTopicPartitions (75): a listing with a cursor ----------------------------------------
@@ -196,7 +196,7 @@ def describe_topic_partitions_request(rw: Rewriter, m: Any, version: int, ctx: R
     if not m.topics:  # all topics: the broker sorts names, so start at the tenant's prefix
         ctx.listing = True
         if m.cursor is None:
-            m.cursor = Cursor(topic_name=rw.to_cluster(""), partition_index=0)
+            m.cursor = Cursor(topic_name=rw.prefix, partition_index=0)
 
 
 def describe_topic_partitions_response(rw: Rewriter, m: Any, version: int, ctx: RequestContext) -> None:

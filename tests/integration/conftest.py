@@ -104,6 +104,7 @@ TENANT_USERS = {  # user: (tenant, mechanism, password)
     "alice": ("acme", "SCRAM-SHA-512", "alice-secret"),
     "alicia": ("acme", "PLAIN", "alicia-secret"),
     "bob": ("globex", "SCRAM-SHA-256", "bob-secret"),
+    "bea": ("globex", "PLAIN", "bea-secret"),
 }
 
 
