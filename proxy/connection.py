@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -44,7 +45,7 @@ from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
-from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter
+from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter, UnknownTopicIds
 from tenantry.proxy.rewrite.special import Refusal
 from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
 from tenantry.tenants.auth import AuthenticationFailed
@@ -89,6 +90,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.rewriter: Rewriter | None = None
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
         self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
+        self._ids_looked_up_for: memoryview | None = None
         self._draining = False
         self._closed = False
         self.done = asyncio.get_running_loop().create_future()
@@ -240,10 +242,14 @@ class ClientConnection(asyncio.BufferedProtocol):
                     error_message="controller endpoints are not served through the proxy"))
                 return
             assert self.rewriter is not None and self.upstream is not None
+            looked_up = frame is self._ids_looked_up_for
             try:
-                parts, ctx = self.rewriter.request(frame, header)
+                parts, ctx = self.rewriter.request(frame, header, ids_looked_up=looked_up)
             except Refusal as refused:
                 self._answer(Slot(corr, api_key, api_version), refused.response)
+                return
+            except UnknownTopicIds as unknown:
+                self._look_up_topic_ids(frame, unknown.ids)
                 return
             if api_key == 0 and produce_acks(frame, header.body_offset, api_version) == 0:
                 self.upstream.forward(parts, None)
@@ -256,6 +262,24 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
             self.gate.block("too many in flight")
+
+    def _look_up_topic_ids(self, frame: memoryview, ids: set[uuid.UUID]) -> None:
+        """Hold this request and those after it while the broker says which topics the ids name."""
+        assert self.upstream is not None
+        self._held = [frame]
+        self.gate.block("looking up topic ids")
+        upstream = self.upstream
+
+        async def look_up() -> None:
+            try:
+                await self.server.look_up_topic_ids(upstream, ids)
+            except (UpstreamError, ProtocolError) as exc:
+                self.close(f"cannot look up topic ids: {exc}")
+                return
+            self._ids_looked_up_for = frame
+            self._release_held()
+            self.gate.unblock("looking up topic ids")
+        asyncio.get_running_loop().create_task(look_up())
 
     def _sasl_request(self, frame: memoryview, api_key: int, version: int, corr: int) -> bool:
         """Serve SASL and refuse what authentication does not allow; True if the request was consumed."""

@@ -11,10 +11,11 @@ import asyncio
 import itertools
 import logging
 import os
+import uuid
 from collections.abc import Awaitable
 
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
-from tenantry.protocol.messages.metadata_request import MetadataRequest
+from tenantry.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from tenantry.protocol.schema import Versions
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
@@ -64,6 +65,18 @@ class ProxyServer:
         pending = self.learn_brokers([(b.node_id, b.host, b.port) for b in metadata.brokers])
         if pending is not None:
             await pending
+
+    async def look_up_topic_ids(self, conn: UpstreamConnection, ids: set[uuid.UUID]) -> None:
+        """Ask the broker, as the proxy, which topics these ids name, and remember the answers."""
+        version = min(12, conn.table[METADATA].hi or 12)
+        if version < 12:
+            return  # brokers answer lookups by id from Metadata v12 on; unknown ids stay foreign
+        metadata = await conn.request(MetadataRequest(
+            topics=[MetadataRequestTopic(topic_id=i, name=None) for i in ids], allow_auto_topic_creation=False),
+            version)
+        for topic in metadata.topics:
+            if topic.name and topic.error_code == 0:
+                self.topic_ids.learn(topic.topic_id, topic.name)
 
     def learn_brokers(self, brokers: list[tuple[int, str, int]]) -> Awaitable[object] | None:
         """Record upstream addresses; return an awaitable if a listener is still being opened."""

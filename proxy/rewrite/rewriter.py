@@ -37,6 +37,14 @@ TENANT_RESPONSE = NAMES | {"topicId", "errorMessage"}
 ADDRESS_APIS = {0: 10, 1: 16, 3: 0, 10: 0, 60: 0, 78: 0, 79: 0}
 
 
+class UnknownTopicIds(Exception):
+    """The request names topic ids the cache has never seen: look them up, then rewrite again."""
+
+    def __init__(self, ids: set[uuid.UUID]) -> None:
+        super().__init__(f"{len(ids)} topic ids to look up")
+        self.ids = ids
+
+
 class Leak(Exception):
     """A response named something the tenant does not own outside a filtered listing."""
 
@@ -46,6 +54,8 @@ class RequestContext:
     """What a request's rewriting must remember for its response."""
 
     fake_ids: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # swapped-in id -> client's id
+    unknown_ids: set[uuid.UUID] = field(default_factory=set)  # never seen: the caller may look them up
+    ids_looked_up: bool = False
     listing: bool = False  # the request asked for "everything": filter the response
     protocol_type: str | None = None  # a classic group's protocol type ("consumer" bytes are rewritten)
 
@@ -69,9 +79,14 @@ class Rewriter:
         self.group_protocols: dict[str, str | None] = {}  # cluster group id -> protocol type
 
     # -- requests ---------------------------------------------------------------------------------
-    def request(self, frame: memoryview, header: RequestHeader) -> tuple[list[Chunk], RequestContext]:
-        """The frame (without size prefix) to send upstream; its correlation id is renumbered later."""
-        ctx = RequestContext()
+    def request(self, frame: memoryview, header: RequestHeader,
+                ids_looked_up: bool = False) -> tuple[list[Chunk], RequestContext]:
+        """The frame (without size prefix) to send upstream; its correlation id is renumbered later.
+
+        Raises UnknownTopicIds when the request names ids never seen, unless they were just looked up
+        (then an id still unknown does not exist, or is not the tenant's: it is swapped out).
+        """
+        ctx = RequestContext(ids_looked_up=ids_looked_up)
         if self.ns is None:
             return [frame], ctx
         key, version = header.api_key, header.api_version
@@ -83,11 +98,18 @@ class Rewriter:
             # all-topics Metadata v13 has three): keep them, unread, after the rewritten fields.
             message, end = decode_from(cls, frame, version, version in cls.FLEXIBLE_VERSIONS, header.body_offset)
             map_entities(message, version, TENANT_REQUEST, lambda e, v, s: self._inbound(e, v, ctx))
+            self._raise_unknown(ctx)
             handler(self, message, version, ctx)  # sees cluster names: it fixes what the rule cannot
             return [head, encode(message, version), frame[end:]], ctx
         refs = scan(REQUESTS[key], version, frame, header.body_offset, TENANT_REQUEST)
         changes = [(r, new) for r in refs if (new := self._inbound(r.entity, r.value, ctx)) != r.value]
+        self._raise_unknown(ctx)
         return [head, *splice(frame, changes, header.body_offset)], ctx
+
+    @staticmethod
+    def _raise_unknown(ctx: RequestContext) -> None:
+        if ctx.unknown_ids and not ctx.ids_looked_up:
+            raise UnknownTopicIds(ctx.unknown_ids)
 
     def _header(self, frame: memoryview, header: RequestHeader) -> bytes:
         # The broker sees the tenant in the client id, so its logs and client-id quotas can attribute
@@ -117,6 +139,9 @@ class Rewriter:
                 return value
             name = self.topic_ids.name_of(value)
             if name is not None and self.ns is not None and self.ns.owns(name):
+                return value
+            if name is None and not ctx.ids_looked_up:
+                ctx.unknown_ids.add(value)
                 return value
             fake = uuid.uuid4()  # the broker answers UNKNOWN_TOPIC_ID for it; the client's id goes back
             ctx.fake_ids[fake] = value

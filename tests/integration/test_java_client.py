@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tenantry.localkafka import kafka_classpath
 
-from .conftest import KAFKA_VERSION, unique
+from .conftest import KAFKA_VERSION, TENANT_USERS, unique
 
 pytestmark = pytest.mark.integration
 PROGRAM = Path(__file__).parents[1] / "java" / "ClientScenarios.java"
@@ -17,10 +18,15 @@ PROGRAM = Path(__file__).parents[1] / "java" / "ClientScenarios.java"
 PROTOCOLS = ["classic", "consumer"] if int(KAFKA_VERSION.split(".")[0]) >= 4 else ["classic"]
 
 
-def run_java(*args: str) -> str:
+def run_java(*args: str, login: str | None = None) -> str:
+    """Run a scenario; `login` is one of TENANT_USERS to log in to a tenant proxy with."""
+    env = dict(os.environ)
+    if login is not None:
+        _, mechanism, password = TENANT_USERS[login]
+        env["TENANTRY_SASL"] = f"{mechanism}:{login}:{password}"
     result = subprocess.run(
         ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), str(PROGRAM), *args],
-        capture_output=True, text=True, timeout=180, check=False)
+        capture_output=True, text=True, timeout=180, check=False, env=env)
     assert result.returncode == 0, f"Java scenario {args[0]} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
     return result.stdout
 
@@ -44,3 +50,21 @@ def test_java_admin_sees_only_the_proxy(proxy):
     assert "OK admin" in out
     nodes = {line.split()[1] for line in out.splitlines() if line.startswith("NODE ")}
     assert nodes == {f"127.0.0.1:{proxy.broker_port_base + 1}"}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_java_tenants_with_the_same_names_and_both_group_protocols(tenant_proxy, kafka, protocol):
+    topic = unique("java-t")
+    for user in ("alice", "bob"):  # the same topic name in both tenants, one after the other
+        out = run_java("produce-consume", tenant_proxy.bootstrap, topic, login=user)
+        assert "OK consumed 500" in out and "OK committed 500" in out
+        assert f"OK rebalanced {protocol}" in run_java("group", tenant_proxy.bootstrap, topic + "-g", protocol,
+                                                         login=user)
+    assert "OK transactions" in run_java("transactions", tenant_proxy.bootstrap, topic + "-tx", login="alice")
+
+
+def test_java_admin_in_a_tenant(tenant_proxy):
+    out = run_java("admin", tenant_proxy.bootstrap, unique("java-tadmin"), login="bob")
+    assert "OK admin" in out
+    assert {line.split()[1] for line in out.splitlines() if line.startswith("NODE ")} == {
+        f"127.0.0.1:{tenant_proxy.broker_port_base + 1}"}

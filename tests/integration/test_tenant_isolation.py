@@ -131,3 +131,27 @@ def test_unknown_user_fails_exactly_like_a_wrong_password(tenant_proxy):
             answers.append((response.error_code, response.error_message))
             assert closed_by_peer(sock)
     assert answers[0] == answers[1] == (58, "Authentication failed: Invalid username or password")
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_tenant_group_of_two_rebalances_with_either_protocol(tenant_proxy, protocol):
+    config = client_config(tenant_proxy, "alice")
+    topic = unique("rb")
+    create(config, topic, partitions=4)
+    group = unique("g")
+    settings = {**config, "group.id": group, "auto.offset.reset": "earliest", "group.protocol": protocol}
+    first, second = Consumer(settings), Consumer(settings)
+    try:
+        first.subscribe([topic])
+        wait_for(lambda: first.poll(0.2) is None and len(first.assignment()) == 4, 60, "first member gets 4")
+        second.subscribe([topic])
+
+        def split() -> bool:
+            first.poll(0.1)
+            second.poll(0.1)
+            return len(first.assignment()) == 2 and len(second.assignment()) == 2
+        wait_for(split, 90, "two members with two partitions each")
+        assert {p.topic for p in first.assignment() + second.assignment()} == {topic}
+    finally:
+        first.close()
+        second.close()

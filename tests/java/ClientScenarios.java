@@ -13,9 +13,19 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.*;
 
 public class ClientScenarios {
+    // TENANTRY_SASL="MECHANISM:user:password" logs in to a tenant proxy; unset means plaintext.
     static Properties base(String bootstrap) {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
+        String sasl = System.getenv("TENANTRY_SASL");
+        if (sasl != null && !sasl.isEmpty()) {
+            String[] parts = sasl.split(":", 3);
+            String module = parts[0].equals("PLAIN") ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+                    : "org.apache.kafka.common.security.scram.ScramLoginModule";
+            p.put("security.protocol", "SASL_PLAINTEXT");
+            p.put("sasl.mechanism", parts[0]);
+            p.put("sasl.jaas.config", module + " required username=\"" + parts[1] + "\" password=\"" + parts[2] + "\";");
+        }
         return p;
     }
 
