@@ -93,12 +93,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     try:
-        return uvloop.run(_run_server(config, registry))
+        return uvloop.run(_run_server(config, registry, Path(args.config) if args.config else None))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run_server(config: ProxyConfig, registry: Registry | None) -> int:
+async def _run_server(config: ProxyConfig, registry: Registry | None, config_path: Path | None) -> int:
     from tenantry.proxy.server import ProxyServer
     from tenantry.proxy.upstream import UpstreamError
 
@@ -113,8 +113,17 @@ async def _run_server(config: ProxyConfig, registry: Registry | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = None
+    if config.tenants_enabled and config_path is not None:
+        from tenantry.proxy.reload import reload_tenants, watch
+
+        loop.add_signal_handler(signal.SIGHUP, reload_tenants, server, config_path)
+        if config.config_poll_seconds > 0:
+            watcher = loop.create_task(watch(server, config_path, config.config_poll_seconds))
     log.info("proxy ready")
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     log.info("shutting down: draining connections for up to %.0fs", config.shutdown_timeout)
     await server.shutdown()
     return 0

@@ -47,6 +47,8 @@ class ProxyConfig:
         "Clients must re-authenticate within this many ms (KIP-368); 0 means sessions do not expire."))
     auth_failure_delay_ms: int = field(default=1000, metadata=_opt(
         "A failed login is answered after this delay, then the connection is closed."))
+    config_poll_seconds: float = field(default=2.0, metadata=_opt(
+        "How often to check the config file for changes to the tenants (0: only on SIGHUP)."))
     upstream_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
         "PLAINTEXT or SASL_PLAINTEXT, for the proxy's own connections to the brokers."))
     upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
@@ -195,7 +197,8 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
-    for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms"):
+    for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms",
+                 "config_poll_seconds"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
