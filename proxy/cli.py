@@ -116,8 +116,12 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
     watcher = None
     if config.tenants_enabled and config_path is not None:
         from tenantry.proxy.reload import reload_tenants, watch
+        from tenantry.proxy.tls import reload_certificate
 
-        loop.add_signal_handler(signal.SIGHUP, reload_tenants, server, config_path)
+        def on_sighup() -> None:
+            reload_tenants(server, config_path)
+            reload_certificate(server.tls, config)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         if config.config_poll_seconds > 0:
             watcher = loop.create_task(watch(server, config_path, config.config_poll_seconds))
     log.info("proxy ready")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
-LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -39,8 +39,11 @@ class ProxyConfig:
     broker_port_base: int = field(default=0, metadata=_opt(
         "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
     listener_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
-        "SASL_PLAINTEXT: clients log in as users of the tenants in the config file, each in its own "
-        "namespace. PLAINTEXT: no tenants, the proxy is transparent."))
+        "SASL_PLAINTEXT or SASL_SSL: clients log in as users of the tenants in the config file, each in "
+        "its own namespace. PLAINTEXT: no tenants, the proxy is transparent."))
+    ssl_certfile: str = field(default="", metadata=_opt(
+        "PEM certificate chain for SASL_SSL listeners (re-read on SIGHUP)."))
+    ssl_keyfile: str = field(default="", metadata=_opt("PEM private key for ssl_certfile."))
     sasl_enabled_mechanisms: list[str] = field(default_factory=lambda: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
                                                metadata=_opt("SASL mechanisms clients may use, comma-separated."))
     sasl_session_lifetime_ms: int = field(default=0, metadata=_opt(
@@ -175,6 +178,11 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     if config.listener_security_protocol not in LISTENER_PROTOCOLS:
         raise ConfigError(f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
                           f"{', '.join(LISTENER_PROTOCOLS)}")
+    if config.listener_security_protocol == "SASL_SSL":
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            value = getattr(config, name)
+            if not value or not Path(value).is_file():
+                raise ConfigError(f"{name}: SASL_SSL needs a readable PEM file, got {value!r}")
     unknown = [m for m in config.sasl_enabled_mechanisms if m not in SASL_MECHANISMS]
     if unknown or not config.sasl_enabled_mechanisms:
         raise ConfigError(f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "

@@ -21,6 +21,7 @@ from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.rewrite.topic_ids import TopicIds
+from tenantry.proxy.tls import server_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
 from tenantry.tenants.registry import Registry
 
@@ -43,6 +44,7 @@ class ProxyServer:
         self.secret = os.urandom(32)  # keys the fake SCRAM salts of unknown users
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
+        self.tls = server_context(config)
 
     async def start(self) -> None:
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
@@ -50,7 +52,7 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         self.listeners[None] = await loop.create_server(
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
-            reuse_address=True)
+            reuse_address=True, ssl=self.tls)
         log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
 
     async def refresh_brokers(self) -> None:
@@ -101,7 +103,8 @@ class ProxyServer:
         port = self.config.broker_port(node_id)
         try:
             self.listeners[node_id] = await asyncio.get_running_loop().create_server(
-                lambda: ClientConnection(self, node_id), self.config.listen_host, port, reuse_address=True)
+                lambda: ClientConnection(self, node_id), self.config.listen_host, port, reuse_address=True,
+                ssl=self.tls)
         except OSError as exc:
             log.error("cannot listen for broker %d on port %d: %s; clients cannot reach that broker",
                       node_id, port, exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
 
 
 def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | None = None,
-                mechanism: str = "SCRAM-SHA-512") -> RunningProxy:
+                mechanism: str = "SCRAM-SHA-512", tls: bool = False) -> RunningProxy:
     """The proxy as its own process, logging in to the broker's SASL listener (or to `upstream`)."""
     port = free_port()
     base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
@@ -69,12 +70,21 @@ def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | 
              "--broker-port-base", str(base), "--log-level", "DEBUG", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
-    while not api_versions_answers("127.0.0.1", port) or not api_versions_answers("127.0.0.1", base + 1):
+    while not (listening("127.0.0.1", port) and listening("127.0.0.1", base + 1)) if tls else (
+            not api_versions_answers("127.0.0.1", port) or not api_versions_answers("127.0.0.1", base + 1)):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"proxy did not start:\n{log.read_text()}")
         time.sleep(0.1)
     return RunningProxy(process, f"127.0.0.1:{port}", port, base, log)
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def stop_proxy(proxy: RunningProxy) -> int:
