@@ -339,6 +339,8 @@ class ClientConnection(asyncio.BufferedProtocol):
                                                     session_lifetime_ms=self.auth.session_lifetime_ms()))
         if first_login and self.auth.authenticated:
             self._logged_in()
+        elif self.auth.state == "authenticated" and self.auth.principal is not None:
+            log.info("%s re-authenticated as %s", self.peer, self.auth.principal.name)
 
     def _raw_sasl_token(self, frame: memoryview) -> None:
         assert self.auth is not None

@@ -99,8 +99,16 @@ def sync_group_response(rw: Rewriter, m: Any, version: int, ctx: RequestContext)
         m.assignment = embedded.assignment(m.assignment, lambda n: rw.outbound("topicName", n))
 
 
+def _strip_client_id(rw: Rewriter, member: Any) -> None:
+    # The broker saw the client id with the tenant's prefix in front; the tenant sees its own.
+    if getattr(member, "client_id", None):
+        member.client_id = member.client_id.removeprefix(rw.prefix)
+
+
 def describe_groups_response(rw: Rewriter, m: Any, version: int, ctx: RequestContext) -> None:
     for group in m.groups:
+        for member in group.members:
+            _strip_client_id(rw, member)
         if _is_consumer(group.protocol_type):
             for member in group.members:
                 member.member_metadata = embedded.subscription(
@@ -185,6 +193,7 @@ def consumer_heartbeat_request(rw: Rewriter, m: Any, version: int, ctx: RequestC
 def consumer_describe_response(rw: Rewriter, m: Any, version: int, ctx: RequestContext) -> None:
     for group in m.groups:
         for member in group.members:
+            _strip_client_id(rw, member)
             if getattr(member, "subscribed_topic_regex", None):
                 member.subscribed_topic_regex = unconfine(member.subscribed_topic_regex, rw.prefix)
 
