@@ -98,16 +98,20 @@ def stop_proxy(proxy: RunningProxy) -> int:
     return proxy.process.returncode
 
 
+def stop_checked(proxy: RunningProxy) -> None:
+    """Stop the proxy; it must exit 0 and have handled every error a client caused (no stack trace)."""
+    code = stop_proxy(proxy)
+    assert code == 0, f"proxy exited with {code}:\n{proxy.log_text()[-5000:]}"
+    assert "Traceback" not in proxy.log_text(), proxy.log_text()[-5000:]
+
+
 @pytest.fixture(scope="session")
 def proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
     running = start_proxy(kafka, tmp_path_factory.mktemp("proxy"))
     try:
         yield running
     finally:
-        code = stop_proxy(running)
-        assert code == 0, f"proxy exited with {code}:\n{running.log_text()[-5000:]}"
-        # Every error a client caused must have been handled: no stack trace in the proxy's log.
-        assert "Traceback" not in running.log_text(), running.log_text()[-5000:]
+        stop_checked(running)
 
 
 TENANT_USERS = {  # user: (tenant, mechanism, password)
@@ -138,9 +142,7 @@ def tenant_proxy(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -
     try:
         yield running
     finally:
-        code = stop_proxy(running)
-        assert code == 0, f"proxy exited with {code}:\n{running.log_text()[-5000:]}"
-        assert "Traceback" not in running.log_text(), running.log_text()[-5000:]
+        stop_checked(running)
 
 
 def client_config(proxy: RunningProxy, user: str, password: str | None = None) -> dict[str, object]:

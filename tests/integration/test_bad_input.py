@@ -20,7 +20,7 @@ from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 
-from .conftest import start_proxy, stop_proxy
+from .conftest import start_proxy, stop_checked, stop_proxy
 from .rawclient import call, closed_by_peer, connect, recv_frame, serves
 from .relay import Relay
 
@@ -160,7 +160,7 @@ def test_memory_stays_bounded_when_clients_announce_huge_frames(kafka, tmp_path)
             sock.close()
         assert grown < 160 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
     finally:
-        assert stop_proxy(limited) == 0
+        stop_checked(limited)
 
 
 def test_broker_disconnect_mid_request_closes_only_that_client(kafka, tmp_path):

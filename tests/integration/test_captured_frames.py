@@ -15,7 +15,7 @@ from tenantry.protocol import decode, encode
 from tenantry.protocol.headers import parse_request_header, response_body_offset, response_header_version
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 
-from .conftest import KAFKA_VERSION, start_proxy, stop_proxy, unique
+from .conftest import KAFKA_VERSION, start_proxy, stop_checked, stop_proxy, unique
 from .helpers import wait_for
 from .relay import Captured, Relay
 from .test_java_client import run_java
@@ -103,4 +103,4 @@ def test_every_upstream_sasl_mechanism_logs_in(kafka, tmp_path, mechanism):
         metadata = AdminClient({"bootstrap.servers": proxy.bootstrap}).list_topics(timeout=10)
         assert metadata.brokers
     finally:
-        assert stop_proxy(proxy) == 0
+        stop_checked(proxy)

@@ -10,7 +10,7 @@ import pytest
 
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 
-from .conftest import start_proxy, stop_proxy, write_tenants
+from .conftest import start_proxy, stop_checked, write_tenants
 from .helpers import wait_for
 from .rawclient import call, closed_by_peer
 from .test_hostile_tenant import login
@@ -26,7 +26,7 @@ def reloading_proxy(kafka, tmp_path):
     proxy = start_proxy(kafka, tmp_path, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
                         "--config-poll-seconds", "0")  # reload only on SIGHUP, so the test controls when
     yield proxy, config
-    assert stop_proxy(proxy) == 0
+    stop_checked(proxy)
 
 
 def still_served(sock) -> bool:
@@ -77,4 +77,4 @@ def test_file_changes_are_picked_up_without_a_signal(kafka, tmp_path):
                            capture_output=True)
             assert closed_by_peer(sock)
     finally:
-        assert stop_proxy(proxy) == 0
+        stop_checked(proxy)

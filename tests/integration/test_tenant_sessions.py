@@ -12,10 +12,10 @@ from tenantry.protocol.messages.describe_topic_partitions_request import Describ
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 
-from .conftest import TENANT_USERS, client_config, start_proxy, stop_proxy, unique, write_tenants
+from .conftest import TENANT_USERS, client_config, start_proxy, stop_checked, unique, write_tenants
 from .rawclient import call, closed_by_peer, connect, recv_exact
 from .test_hostile_tenant import login
-from .test_tenant_isolation import create
+from .test_tenant_isolation import assert_all_owned, create
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def short_sessions(kafka, tmp_path_factory):
     proxy = start_proxy(kafka, workdir, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
                         "--sasl-session-lifetime-ms", "2000")
     yield proxy
-    assert stop_proxy(proxy) == 0
+    stop_checked(proxy)
 
 
 def test_an_expired_session_is_closed_on_its_next_request(short_sessions):
@@ -74,18 +74,22 @@ def test_clients_re_authenticate_before_expiry_and_keep_working(short_sessions):
     assert "SASL session expired" not in log  # ...so no session ran out and was cut off
 
 
-def test_describe_topic_partitions_lists_only_the_tenants_topics_across_pages(tenant_proxy):
+def test_describe_topic_partitions_lists_only_the_tenants_topics_across_pages(tenant_proxy, kafka):
     mine = sorted(unique(f"dtp{i}") for i in range(3))
+    theirs = unique("dtp-other")
     create(client_config(tenant_proxy, "alice"), *mine)
-    create(client_config(tenant_proxy, "bob"), unique("dtp-other"))
-    names, cursor = [], None
+    create(client_config(tenant_proxy, "bob"), theirs)
+    names, pairs, cursor = [], [], None
     with login(tenant_proxy, "alicia") as sock:
-        for page in range(50):  # one partition per page: the cursor must carry the listing along
+        for page in range(200):  # one partition per page: the cursor must carry the listing along
             request = DescribeTopicPartitionsRequest(topics=[], response_partition_limit=1, cursor=cursor)
             response = call(sock, request, 0, corr=10 + page)
             names += [t.name for t in response.topics]
+            pairs += [(t.name, p.partition_index) for t in response.topics for p in t.partitions]
             cursor = response.next_cursor
             if cursor is None:
                 break
-    assert set(mine) <= set(names)
-    assert not any(n.startswith(("acme.", "globex.", "__", "dtp-other")) for n in names)
+    assert cursor is None, "the listing did not end within 200 pages"
+    assert set(mine) <= set(names) and theirs not in names
+    assert len(pairs) == len(set(pairs))  # each partition once: the cursor neither repeats nor goes back
+    assert_all_owned(set(names), "acme.", kafka)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import signal
+import socket
+import ssl
 
 import pytest
 from confluent_kafka import KafkaException
@@ -13,7 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .conftest import client_config, start_proxy, stop_proxy, unique, write_tenants
+from .conftest import client_config, start_proxy, stop_checked, unique, write_tenants
+from .helpers import wait_for
 from .test_tenant_isolation import consume, create, produce
 
 pytestmark = pytest.mark.integration
@@ -52,4 +56,36 @@ def test_sasl_ssl_round_trip(kafka, tmp_path):
         with pytest.raises(KafkaException):  # a transport or timeout error: it never gets an answer
             AdminClient({**plaintext, "socket.timeout.ms": 3000}).list_topics(timeout=5)
     finally:
-        assert stop_proxy(proxy) == 0
+        stop_checked(proxy)
+
+
+def served_certificate(port: int) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        return tls.getpeercert(binary_form=True) or b""
+
+
+def test_sighup_reloads_the_certificate_for_new_connections(kafka, tmp_path):
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    cert, key = self_signed(first_dir)
+    new_cert, new_key = self_signed(second_dir)
+    config = tmp_path / "tenantry.toml"
+    write_tenants(config)
+    proxy = start_proxy(kafka, tmp_path, "--config", str(config), "--listener-security-protocol", "SASL_SSL",
+                        "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--config-poll-seconds", "0", tls=True)
+    try:
+        before = served_certificate(proxy.port)
+        cert.write_bytes(new_cert.read_bytes())
+        key.write_bytes(new_key.read_bytes())
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded TLS certificate" in proxy.log_text(), 10, "the certificate reload")
+        after = served_certificate(proxy.port)
+        assert before != after
+        assert after == ssl.PEM_cert_to_DER_cert(new_cert.read_text())
+    finally:
+        stop_checked(proxy)
