@@ -181,16 +181,22 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if entry.upstream_corr != corr:
             raise ProtocolError(f"response correlation id {corr}, expected {entry.upstream_corr}")
         if isinstance(entry, _OwnRequest):
-            offset = response_body_offset(frame, response_header_version(entry.api_key, entry.version))
-            try:
-                entry.future.set_result(decode(RESPONSES[entry.api_key], frame[offset:], entry.version))
-            except ProtocolError as exc:
-                entry.future.set_exception(exc)
+            self._resolve(entry, frame)
         elif self.owner is not None:
             self.owner.on_upstream_response(entry, frame)
         if self._reauth_due and not self.pending:
             self._reauth_due = False
             asyncio.get_running_loop().create_task(self._reauthenticate())
+
+    @staticmethod
+    def _resolve(entry: _OwnRequest, frame: memoryview) -> None:
+        if entry.future.done():  # its waiter was cancelled (shutdown, a client gone): nobody to tell
+            return
+        offset = response_body_offset(frame, response_header_version(entry.api_key, entry.version))
+        try:
+            entry.future.set_result(decode(RESPONSES[entry.api_key], frame[offset:], entry.version))
+        except ProtocolError as exc:
+            entry.future.set_exception(exc)
 
     # -- handshake and SASL ---------------------------------------------------------------------------
     async def _handshake(self) -> None:
