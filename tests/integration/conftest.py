@@ -24,6 +24,10 @@ from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, api_versi
 
 KAFKA_VERSION = os.environ.get("TENANTRY_TEST_KAFKA_VERSION", DEFAULT_VERSION)
 REAUTH_MS = 6000
+# KIP-848's consumer group protocol (group.protocol=consumer) is generally available from Kafka 4.0.
+KIP848 = int(KAFKA_VERSION.split(".")[0]) >= 4
+GROUP_PROTOCOLS = ["classic", "consumer"] if KIP848 else ["classic"]
+needs_kip848 = pytest.mark.skipif(not KIP848, reason=f"KIP-848 groups are not GA in Kafka {KAFKA_VERSION}")
 
 pytestmark = pytest.mark.integration
 

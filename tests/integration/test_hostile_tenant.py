@@ -24,7 +24,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 
-from .conftest import TENANT_USERS, client_config, unique
+from .conftest import TENANT_USERS, client_config, needs_kip848, unique
 from .rawclient import call, closed_by_peer, connect
 from .test_tenant_isolation import consume, create, listed_groups, produce
 
@@ -104,6 +104,7 @@ def test_metadata_by_a_foreign_topic_id_reveals_nothing(tenant_proxy, victim):
     assert topic.error_code == ErrorCode.UNKNOWN_TOPIC_ID and topic.name is None
 
 
+@needs_kip848
 def test_a_regex_that_escapes_its_group_is_refused(tenant_proxy):
     heartbeat = ConsumerGroupHeartbeatRequest(group_id=unique("re"), member_id=str(uuid.uuid4()), member_epoch=0,
                                               rebalance_timeout_ms=30000, subscribed_topic_regex="x)|(.*")
@@ -112,6 +113,7 @@ def test_a_regex_that_escapes_its_group_is_refused(tenant_proxy):
     assert response.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
 
 
+@needs_kip848
 def test_a_match_everything_regex_is_confined_to_the_tenant(tenant_proxy, kafka):
     from tenantry.protocol.messages.consumer_group_describe_request import ConsumerGroupDescribeRequest
 

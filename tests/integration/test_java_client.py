@@ -10,12 +10,11 @@ import pytest
 
 from tenantry.localkafka import kafka_classpath
 
-from .conftest import KAFKA_VERSION, TENANT_USERS, unique
+from .conftest import GROUP_PROTOCOLS, KAFKA_VERSION, TENANT_USERS, unique
 
 pytestmark = pytest.mark.integration
 PROGRAM = Path(__file__).parents[1] / "java" / "ClientScenarios.java"
-# KIP-848's group.protocol=consumer is generally available from Kafka 4.0.
-PROTOCOLS = ["classic", "consumer"] if int(KAFKA_VERSION.split(".")[0]) >= 4 else ["classic"]
+PROTOCOLS = GROUP_PROTOCOLS
 
 
 def run_java(*args: str, login: str | None = None) -> str:

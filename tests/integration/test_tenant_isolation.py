@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .conftest import client_config, unique
+from .conftest import GROUP_PROTOCOLS, client_config, unique
 from .helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_unknown_user_fails_exactly_like_a_wrong_password(tenant_proxy):
     assert answers[0] == answers[1] == (58, "Authentication failed: Invalid username or password")
 
 
-@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+@pytest.mark.parametrize("protocol", GROUP_PROTOCOLS)
 def test_a_tenant_group_of_two_rebalances_with_either_protocol(tenant_proxy, protocol):
     config = client_config(tenant_proxy, "alice")
     topic = unique("rb")
