@@ -29,3 +29,25 @@ def broker_clients(broker_ports: set[int]) -> set[int]:
         if conn.raddr and conn.raddr.port in broker_ports and conn.status == psutil.CONN_ESTABLISHED:
             pids.add(conn.pid)
     return pids
+
+
+def assert_two_members_split_four_partitions(settings: dict[str, object], topic: str) -> None:
+    """Two consumers of one group on a 4-partition topic: the first gets all, then they split 2 and 2."""
+    from confluent_kafka import Consumer
+
+    first, second = Consumer(settings), Consumer(settings)
+    try:
+        first.subscribe([topic])
+        wait_for(lambda: first.poll(0.2) is None and len(first.assignment()) == 4, 60, "first member gets 4")
+        second.subscribe([topic])
+
+        def split() -> bool:
+            first.poll(0.1)
+            second.poll(0.1)
+            return len(first.assignment()) == 2 and len(second.assignment()) == 2
+        wait_for(split, 90, "the four partitions split between two members")
+        assigned = first.assignment() + second.assignment()
+        assert {(p.topic, p.partition) for p in assigned} == {(topic, n) for n in range(4)}
+    finally:
+        first.close()
+        second.close()

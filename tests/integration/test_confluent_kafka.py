@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .conftest import unique
-from .helpers import broker_clients, wait_for
+from .helpers import assert_two_members_split_four_partitions, broker_clients, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,23 +70,8 @@ def test_no_client_connects_to_the_broker_itself(proxy, kafka, topic_name):
 
 def test_consumer_group_of_two_rebalances(proxy, topic_name):
     create_topic(proxy.bootstrap, topic_name, partitions=4)
-    group = unique("g")
-    config = {"bootstrap.servers": proxy.bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
-    first, second = Consumer(config), Consumer(config)
-    try:
-        first.subscribe([topic_name])
-        wait_for(lambda: first.poll(0.2) is None and len(first.assignment()) == 4, 30, "first gets 4")
-        second.subscribe([topic_name])
-
-        def split() -> bool:
-            first.poll(0.1)
-            second.poll(0.1)
-            return len(first.assignment()) == 2 and len(second.assignment()) == 2
-        wait_for(split, 60, "the four partitions split between two members")
-        assert {p.partition for p in first.assignment() + second.assignment()} == {0, 1, 2, 3}
-    finally:
-        first.close()
-        second.close()
+    assert_two_members_split_four_partitions(
+        {"bootstrap.servers": proxy.bootstrap, "group.id": unique("g"), "auto.offset.reset": "earliest"}, topic_name)
 
 
 def test_committed_offsets_are_resumed(proxy, topic_name):

@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .conftest import GROUP_PROTOCOLS, client_config, unique
-from .helpers import wait_for
+from .helpers import assert_two_members_split_four_partitions, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -145,20 +145,5 @@ def test_a_tenant_group_of_two_rebalances_with_either_protocol(tenant_proxy, pro
     config = client_config(tenant_proxy, "alice")
     topic = unique("rb")
     create(config, topic, partitions=4)
-    group = unique("g")
-    settings = {**config, "group.id": group, "auto.offset.reset": "earliest", "group.protocol": protocol}
-    first, second = Consumer(settings), Consumer(settings)
-    try:
-        first.subscribe([topic])
-        wait_for(lambda: first.poll(0.2) is None and len(first.assignment()) == 4, 60, "first member gets 4")
-        second.subscribe([topic])
-
-        def split() -> bool:
-            first.poll(0.1)
-            second.poll(0.1)
-            return len(first.assignment()) == 2 and len(second.assignment()) == 2
-        wait_for(split, 90, "two members with two partitions each")
-        assert {p.topic for p in first.assignment() + second.assignment()} == {topic}
-    finally:
-        first.close()
-        second.close()
+    settings = {**config, "group.id": unique("g"), "auto.offset.reset": "earliest", "group.protocol": protocol}
+    assert_two_members_split_four_partitions(settings, topic)
