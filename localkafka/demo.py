@@ -1,4 +1,4 @@
-"""`make demo`: a local Kafka broker and the proxy in front of it, in the foreground until Ctrl-C."""
+"""`make demo`: a local Kafka broker, the proxy and two demo tenants, in the foreground until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,6 +14,30 @@ from pathlib import Path
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, KafkaBroker, api_versions_answers
 
 LISTEN = os.environ.get("TENANTRY_DEMO_LISTEN", "127.0.0.1:19092")
+#: Throwaway credentials of the demo tenants, printed for the user to paste; never use them elsewhere.
+DEMO_USERS = {"alice": ("acme", "alice-secret"), "bob": ("globex", "bob-secret")}
+
+
+def write_demo_tenants(config: Path) -> None:
+    """Two tenants made with the operator CLI, as an operator would."""
+    cli = [sys.executable, "-m", "tenantry.proxy.cli"]
+    for user, (tenant, password) in DEMO_USERS.items():
+        subprocess.run([*cli, "tenant", "add", tenant, "--config", str(config)], check=True, capture_output=True)
+        for mechanism in ("SCRAM-SHA-512", "PLAIN"):  # PLAIN for Debian's kcat, see kcat_login
+            subprocess.run([*cli, "user", "add", tenant, user, "--mechanism", mechanism, "--config", str(config)],
+                           input=password + "\n", text=True, check=True, capture_output=True)
+    from tenantry.tenants.store import edit_config
+
+    with edit_config(config) as data:  # kcat cannot create topics: let the demo tenants auto-create them
+        for tenant_entry in data["tenants"]:
+            tenant_entry["allow_auto_create_topics"] = True
+
+
+def kcat_login(user: str) -> str:
+    # Debian's kcat is built on librdkafka 2.0.2, whose SCRAM fails even against Kafka itself, so the
+    # printed commands log in with PLAIN; newer clients use SCRAM-SHA-512 with the same password.
+    return (f"kcat -b {LISTEN} -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN "
+            f"-X sasl.username={user} -X sasl.password={DEMO_USERS[user][1]}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -32,9 +56,12 @@ def main() -> int:
     try:
         print(f"Starting a local Kafka broker in {workdir} ...", flush=True)
         broker.start()
+        config = workdir / "tenantry.toml"
+        write_demo_tenants(config)
         env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
         proxy = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", broker.sasl_bootstrap,
+            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--config", str(config),
+             "--listener-security-protocol", "SASL_PLAINTEXT", "--upstream", broker.sasl_bootstrap,
              "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", "SCRAM-SHA-512",
              "--upstream-sasl-username", SERVICE_USER, "--listen", LISTEN],
             env=env, start_new_session=True)  # its own session: we stop it in order, after Ctrl-C
@@ -45,15 +72,21 @@ def main() -> int:
                 print("the proxy did not start; see its log above", file=sys.stderr)
                 return 1
             time.sleep(0.2)
+        alice, bob = kcat_login("alice"), kcat_login("bob")
         print(f"""
-Tenantry is running.
-  proxy bootstrap:  {LISTEN}   (clients connect here)
-  upstream broker:  {broker.sasl_bootstrap} SASL_PLAINTEXT, {broker.bootstrap} PLAINTEXT (the proxy's side)
+Tenantry is running with two tenants, each of which believes it has its own Kafka.
+  proxy bootstrap:  {LISTEN}  (SASL_PLAINTEXT; SCRAM-SHA-512 or PLAIN)
+  tenant acme:      user alice, password alice-secret
+  tenant globex:    user bob, password bob-secret
+  tenants file:     {config}  (edit it with `tenantry tenant|user ... --config` while this runs)
+  upstream broker:  {broker.bootstrap} PLAINTEXT (the proxy's side; tenants never see it)
 
-Try it in another terminal:
-  kcat -b {LISTEN} -L                                   # every broker shown is the proxy
-  echo hello | kcat -b {LISTEN} -t demo -P              # produce
-  kcat -b {LISTEN} -t demo -C -e                        # consume
+Try it in another terminal. Both tenants use the topic name "orders":
+  echo "from acme" | {alice} -t orders -P -X allow.auto.create.topics=true
+  echo "from globex" | {bob} -t orders -P -X allow.auto.create.topics=true
+  {alice} -t orders -C -e          # acme reads only its own message
+  {alice} -L                       # acme's topics; every broker is the proxy
+  kcat -b {broker.bootstrap} -L | grep orders   # the broker holds acme.orders and globex.orders
 
 Press Ctrl-C to stop the proxy and the broker.
 """, flush=True)
