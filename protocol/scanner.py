@@ -65,6 +65,21 @@ def contains_entity(cls: type[Struct], wanted: frozenset[str]) -> bool:
     return _contains[key]
 
 
+_carries: dict[tuple[type[Struct], int, frozenset[str]], bool] = {}
+
+
+def carries_entity(cls: type[Struct], version: int, wanted: frozenset[str]) -> bool:
+    """Whether `cls` at `version` has any field, at any depth, of a wanted entity (nothing to scan if not)."""
+    key = (cls, version, wanted)
+    if key not in _carries:
+        _carries[key] = any(
+            f.in_version(version) and (f.entity in wanted or (f.struct is not None
+                                                              and carries_entity(f.struct, version, wanted)))
+            for f in cls.FIELDS
+        )
+    return _carries[key]
+
+
 def fixed_size(cls: type[Struct], version: int, flexible: bool) -> int | None:
     """The encoded size of `cls` when it is the same for every value, else None."""
     if flexible:

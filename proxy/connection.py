@@ -92,6 +92,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
         self._ids_looked_up_for: memoryview | None = None
         self._draining = False
+        self._drain_reason = "drained"
         self._closed = False
         self.done = asyncio.get_running_loop().create_future()
         if self.config.tenants_enabled:

@@ -21,7 +21,7 @@ from tenantry.protocol.codec import decode_from
 from tenantry.protocol.headers import RequestHeader
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.primitives import INT16
-from tenantry.protocol.scanner import Chunk, Ref
+from tenantry.protocol.scanner import Chunk, Ref, carries_entity
 from tenantry.protocol.schema import ZERO_UUID, Message, Struct
 from tenantry.proxy.rewrite import special
 from tenantry.proxy.rewrite.entities import map_entities
@@ -32,9 +32,6 @@ NAMES = frozenset({"topicName", "groupId", "transactionalId"})
 ADDRESSES = frozenset({"addressNodeId", "addressHost", "addressPort"})
 TENANT_REQUEST = NAMES | {"topicId"}
 TENANT_RESPONSE = NAMES | {"topicId", "errorMessage"}
-
-#: API key -> first response version that can carry a broker address.
-ADDRESS_APIS = {0: 10, 1: 16, 3: 0, 10: 0, 60: 0, 78: 0, 79: 0}
 
 
 class UnknownTopicIds(Exception):
@@ -152,16 +149,15 @@ class Rewriter:
     def response(self, key: int, version: int, frame: memoryview, body_offset: int, ctx: RequestContext,
                  addresses: Addresses) -> list[Chunk]:
         """The response from just after its correlation id, rewritten."""
-        wanted = (TENANT_RESPONSE if self.ns is not None else frozenset()) | (
-            ADDRESSES if version >= ADDRESS_APIS.get(key, 1 << 16) else frozenset())
-        if not wanted:
-            return [frame[4:]]
+        wanted = (TENANT_RESPONSE if self.ns is not None else frozenset()) | ADDRESSES
         handler = special.RESPONSES.get(key) if self.ns is not None else None
-        if handler is not None:
+        if handler is not None:  # before the check below: embedded bytes hold names no field marks
             message = decode(RESPONSES[key], frame[body_offset:], version)
             handler(self, message, version, ctx)
             self._outbound_message(message, version, ctx, addresses, wanted)
             return [frame[4:body_offset], encode(message, version)]
+        if not carries_entity(RESPONSES[key], version, wanted):  # e.g. Fetch before v16: pass it whole
+            return [frame[4:]]
         refs = scan(RESPONSES[key], version, frame, body_offset, wanted)
         if not refs:
             return [frame[4:]]
