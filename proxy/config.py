@@ -72,6 +72,20 @@ class ProxyConfig:
         "Seconds to connect and authenticate to a broker before giving up on the client connection."))
     shutdown_timeout: float = field(default=10.0, metadata=_opt(
         "Seconds in-flight requests get to finish on SIGTERM/SIGINT before connections are closed."))
+    capacity_produce_bytes_per_sec: float = field(default=0.0, metadata=_opt(
+        "What the cluster can take from all tenants together through this proxy; when their demand "
+        "exceeds it, tenants' produce quotas are tuned to fair shares (0: no proxy-wide limit)."))
+    capacity_fetch_bytes_per_sec: float = field(default=0.0, metadata=_opt(
+        "The same for fetch bytes sent to all tenants together (0: no proxy-wide limit)."))
+    capacity_connections_per_sec: float = field(default=0.0, metadata=_opt(
+        "New connections per second the proxy accepts from everyone; above it, new connections wait "
+        "before they are served, and tenants' connection-rate quotas are tuned (0: no limit)."))
+    quota_max_delay_ms: int = field(default=10000, metadata=_opt(
+        "The longest a single throttle may last (any debt left is owed by the next request)."))
+    quota_tune_interval_ms: int = field(default=1000, metadata=_opt(
+        "How often tenants' usage is measured and their quotas tuned to the proxy-wide capacity."))
+    quota_idle_seconds: float = field(default=120.0, metadata=_opt(
+        "A tenant with no produce or fetch traffic for this long is left out of the tuning."))
     log_level: str = field(default="INFO", metadata=_opt("DEBUG, INFO, WARNING or ERROR."))
 
     @property
@@ -148,7 +162,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
         proxy_table = data.get("proxy", data)
         for key, value in proxy_table.items():
-            if key in ("tenants", "proxy"):
+            if key in ("tenants", "proxy", "tenant_defaults"):
                 continue
             if key not in known:
                 raise ConfigError(f"{key}: unknown setting in {path} (known: {', '.join(sorted(known))})")
@@ -202,11 +216,13 @@ def validate(config: ProxyConfig) -> ProxyConfig:
         if not config.upstream_sasl_username or not config.upstream_sasl_password:
             raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
                               "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
-    for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight"):
+    for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight", "quota_max_delay_ms",
+                 "quota_tune_interval_ms"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
     for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms",
-                 "config_poll_seconds"):
+                 "config_poll_seconds", "capacity_produce_bytes_per_sec", "capacity_fetch_bytes_per_sec",
+                 "capacity_connections_per_sec", "quota_idle_seconds"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

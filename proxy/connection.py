@@ -19,6 +19,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from tenantry.protocol import ErrorCode, FrameTooLarge, ProtocolError, decode
@@ -33,6 +34,7 @@ from tenantry.protocol.headers import (
 )
 from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.describe_cluster_response import DescribeClusterResponse
+from tenantry.protocol.messages.fetch_response import FetchResponse
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
@@ -42,13 +44,23 @@ from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE, api_versions_response
 from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
+from tenantry.proxy.enforcement import FETCH_KEY, PRODUCE_KEY, Throttler
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter, UnknownTopicIds
 from tenantry.proxy.rewrite.special import Refusal
+from tenantry.proxy.throttle import (
+    client_throttles,
+    has_throttle_field,
+    overwrite_int32,
+    read_throttle,
+    rewrite_throttle_field,
+    throttle_offset,
+)
 from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
 from tenantry.tenants.auth import AuthenticationFailed
+from tenantry.tenants.quotas import CONNECTIONS
 
 if TYPE_CHECKING:
     from tenantry.proxy.server import ProxyServer
@@ -61,7 +73,7 @@ SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 
 class Slot(InFlight):
     """A request's place in the response order, filled when its response is ready."""
 
-    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx")
+    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "throttle")
 
     def __init__(self, client_corr: int, api_key: int, api_version: int,
                  ctx: RequestContext | None = None) -> None:
@@ -71,6 +83,7 @@ class Slot(InFlight):
         self.api_version = api_version
         self.ctx = ctx or RequestContext()
         self.chunks: list[Chunk] | None = None
+        self.throttle = 0.0  # seconds the proxy's quotas add to this response
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -88,6 +101,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.auth: ClientAuth | None = None
         self.rewriter: Rewriter | None = None
+        self.throttler: Throttler | None = None  # once a tenant's user has logged in
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
         self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
         self._ids_looked_up_for: memoryview | None = None
@@ -112,6 +126,13 @@ class ClientConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
+        wait = self.server.quotas.accept_delay()
+        if wait > self.server.quotas.max_delay:
+            self.close("the proxy's connection rate (capacity_connections_per_sec) is exceeded")
+            return
+        if wait > 0:  # as Kafka delays accepting (KIP-612): nothing is read until then
+            self.gate.block("connection rate")
+            asyncio.get_running_loop().call_later(wait, self.gate.unblock, "connection rate")
         if self.auth is None:
             self._start_upstream()
 
@@ -141,6 +162,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.upstream is not None:
             self.upstream.owner = None
             self.upstream.close()
+        if self.throttler is not None:
+            self.throttler.close()
+            self.throttler = None
         if not self.done.done():
             self.done.set_result(None)
 
@@ -243,6 +267,18 @@ class ClientConnection(asyncio.BufferedProtocol):
                     error_message="controller endpoints are not served through the proxy"))
                 return
             assert self.rewriter is not None and self.upstream is not None
+            throttle = 0.0
+            if self.throttler is not None and frame is not self._ids_looked_up_for:
+                if api_key == FETCH_KEY and (debt := self.throttler.fetch_debt()) > 0:
+                    # Kafka answers a fetch over quota at once, empty; session 0 makes the client start
+                    # a new fetch session, since the broker's never saw this round.
+                    slot = Slot(corr, api_key, api_version)
+                    slot.throttle = debt
+                    self.outbox.append(slot)
+                    self._release(slot, [response_frame(FetchResponse(throttle_time_ms=round(debt * 1000)),
+                                                        api_version, corr)])
+                    return
+                throttle = self.throttler.on_request(api_key, len(frame))
             looked_up = frame is self._ids_looked_up_for
             try:
                 parts, ctx = self.rewriter.request(frame, header, ids_looked_up=looked_up)
@@ -252,13 +288,16 @@ class ClientConnection(asyncio.BufferedProtocol):
             except UnknownTopicIds as unknown:
                 self._look_up_topic_ids(frame, unknown.ids)
                 return
-            if api_key == 0 and produce_acks(frame, header.body_offset, api_version) == 0:
+            if api_key == PRODUCE_KEY and produce_acks(frame, header.body_offset, api_version) == 0:
                 self.upstream.forward(parts, None)
+                if self.throttler is not None:
+                    self.throttler.mute(throttle)  # no response to carry it: the mute is the only signal
                 return
         except (ProtocolError, IndexError, ValueError) as exc:
             self.close(f"malformed request: {exc}")
             return
         slot = Slot(corr, api_key, api_version, ctx)
+        slot.throttle = throttle
         self.outbox.append(slot)
         self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
@@ -336,11 +375,13 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._fail_login(slot, SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED,
                                                             error_message=str(exc)))
             return
-        self._answer(slot, SaslAuthenticateResponse(error_code=0, auth_bytes=answer,
-                                                    session_lifetime_ms=self.auth.session_lifetime_ms()))
+        success = SaslAuthenticateResponse(error_code=0, auth_bytes=answer,
+                                           session_lifetime_ms=self.auth.session_lifetime_ms())
         if first_login and self.auth.authenticated:
-            self._logged_in()
-        elif self.auth.state == "authenticated" and self.auth.principal is not None:
+            self._admit(lambda: self._answer(slot, success))
+            return
+        self._answer(slot, success)
+        if self.auth.state == "authenticated" and self.auth.principal is not None:
             log.info("%s re-authenticated as %s", self.peer, self.auth.principal.name)
 
     def _raw_sasl_token(self, frame: memoryview) -> None:
@@ -351,12 +392,48 @@ class ClientConnection(asyncio.BufferedProtocol):
         except (AuthenticationFailed, IllegalSaslState):
             self._fail_login(slot, None)  # v0 has no error response: the delay, then the close
             return
-        slot.chunks = [INT32.pack(len(answer)) + answer]
-        self.outbox.append(slot)
-        self._flush()
+        def send() -> None:
+            slot.chunks = [INT32.pack(len(answer)) + answer]
+            self.outbox.append(slot)
+            self._flush()
         if self.auth.authenticated:
             self._raw_sasl = False
-            self._logged_in()
+            self._admit(send)
+        else:
+            send()
+
+    def _admit(self, send_success: Callable[[], None]) -> None:
+        """Count a login against its tenant's connection limits; answer it (after any wait) or refuse it.
+
+        A refused connection is closed without an answer: clients treat that as a transient failure
+        and reconnect with backoff, whereas a SASL error would be fatal to them.
+        """
+        assert self.auth is not None and self.auth.principal is not None
+        principal = self.auth.principal
+        quotas = self.server.quotas
+        meters = quotas.for_tenant(principal.tenant)
+        refusal = meters.open_connection(principal.name)
+        if refusal is not None:
+            log.warning("refused a connection of %s (tenant %s) from %s: %s", principal.name, principal.tenant.id,
+                        self.peer, refusal)
+            self.close(f"connection limit: {refusal}")
+            return
+        self.throttler = Throttler(meters, principal.name, self.gate, quotas.max_delay)
+        wait = meters.record(CONNECTIONS, principal.name, 1)
+        if wait > quotas.max_delay:
+            log.warning("refused a connection of %s (tenant %s) from %s: connections_per_sec exceeded by %.1f s",
+                        principal.name, principal.tenant.id, self.peer, wait)
+            self.close("connection rate exceeded")
+            return
+
+        def proceed() -> None:
+            if not self._closed:
+                send_success()
+                self._logged_in()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, proceed)
+        else:
+            proceed()
 
     def _logged_in(self) -> None:
         assert self.auth is not None and self.auth.principal is not None
@@ -402,23 +479,46 @@ class ClientConnection(asyncio.BufferedProtocol):
     # -- responses ------------------------------------------------------------------------------------
     def _fill_from_upstream(self, slot: Slot, frame: memoryview) -> None:
         assert self.rewriter is not None
-        offset = response_body_offset(frame, response_header_version(slot.api_key, slot.api_version))
+        key, version = slot.api_key, slot.api_version
+        offset = response_body_offset(frame, response_header_version(key, version))
+        if self.throttler is not None and key == FETCH_KEY:
+            slot.throttle = max(slot.throttle, self.throttler.on_fetch_response(len(frame)))
+        ms = round(slot.throttle * 1000)
+        at = throttle_offset(key, version)
+        if ms > 0 and at is None and has_throttle_field(key, version):
+            frame = rewrite_throttle_field(frame, offset, key, version, ms)
         addresses = Addresses(self.config.advertised_host, self.config.broker_port)
-        body = self.rewriter.response(slot.api_key, slot.api_version, frame, offset, slot.ctx, addresses)
+        body = self.rewriter.response(key, version, frame, offset, slot.ctx, addresses)
+        if ms > 0 and at is not None:
+            body = overwrite_int32(body, offset - 4 + at, max(ms, read_throttle(frame, offset, key, version)))
         size = 4 + sum(len(c) for c in body)
         chunks: list[Chunk] = [INT32.pack(size) + INT32.pack(slot.client_corr), *body]
         new_nodes = self.server.learn_brokers(addresses.seen) if addresses.seen else None
         if new_nodes is None:
-            slot.chunks = chunks
-            self._flush()
+            self._release(slot, chunks)
             return
 
         async def after_listeners() -> None:
             assert new_nodes is not None
             await new_nodes  # a client may connect to a new broker as soon as it reads this response
+            self._release(slot, chunks)
+        asyncio.get_running_loop().create_task(after_listeners())
+
+    def _release(self, slot: Slot, chunks: list[Chunk]) -> None:
+        """Send a response, applying its throttle as Kafka does for its version (see proxy.throttle)."""
+        if slot.throttle <= 0:
             slot.chunks = chunks
             self._flush()
-        asyncio.get_running_loop().create_task(after_listeners())
+        elif client_throttles(slot.api_key, slot.api_version):
+            slot.chunks = chunks
+            self._flush()
+            if self.throttler is not None:
+                self.throttler.mute(slot.throttle)
+        else:
+            def late() -> None:
+                slot.chunks = chunks
+                self._flush()
+            asyncio.get_running_loop().call_later(slot.throttle, late)
 
     def _flush(self) -> None:
         if self.transport is None or self._closed:

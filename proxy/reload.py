@@ -30,6 +30,7 @@ def reload_tenants(server: ProxyServer, path: Path) -> bool:
         log.error("config reload refused, keeping the last good tenants: %s", exc)
         return False
     old, server.registry = server.registry, new
+    server.quotas.reconfigure(new)  # quotas change live, without closing anyone's connections
     closed = 0
     for conn in list(server.connections):
         name = conn.principal_name

@@ -20,6 +20,7 @@ from tenantry.protocol.schema import Versions
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.tls import server_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
@@ -45,6 +46,8 @@ class ProxyServer:
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
         self.tls = server_context(config)
+        self.quotas = QuotaBook(config)
+        self._tuner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
@@ -54,6 +57,7 @@ class ProxyServer:
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
             reuse_address=True, ssl=self.tls)
         log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
+        self._tuner = loop.create_task(self.quotas.run_tuner())
 
     async def refresh_brokers(self) -> None:
         """Ask the upstream which brokers exist and open a listener for each."""
@@ -132,6 +136,8 @@ class ProxyServer:
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""
         self._stopping = True
+        if self._tuner is not None:
+            self._tuner.cancel()
         for server in self.listeners.values():
             server.close()
         connections = list(self.connections)

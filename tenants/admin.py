@@ -64,3 +64,21 @@ def set_password(data: dict[str, Any], tenant_id: str, name: str, password: str)
     for mechanism in mechanisms:
         user["credentials"][mechanism] = create_credential(mechanism, password).to_dict()
     return mechanisms
+
+
+def set_quotas(data: dict[str, Any], tenant_id: str, values: dict[str, float | None],
+               user: str | None = None) -> dict[str, Any]:
+    """Set (a positive number) or remove (0) quotas of a tenant, or of one of its users; returns them."""
+    tenant = _find_tenant(data, tenant_id)
+    quotas: dict[str, Any] = tenant.setdefault("quotas", {})
+    if user is not None:
+        _find_user(data, tenant_id, user)
+        quotas = quotas.setdefault("users", {}).setdefault(user, {})
+    for key, value in values.items():
+        if value is None:
+            continue
+        if value == 0:
+            quotas.pop(key, None)
+        else:
+            quotas[key] = int(value) if float(value).is_integer() else value
+    return quotas

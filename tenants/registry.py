@@ -12,7 +12,9 @@ from tenantry.tenants.credentials import (
     PlainCredential,
     ScramCredential,
 )
+from tenantry.tenants.limits import LimitError, Limits
 from tenantry.tenants.naming import Namespace
+from tenantry.tenants.quotas import QuotaError, QuotaSpec
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}")
@@ -35,6 +37,9 @@ class Tenant:
     prefix: str
     users: dict[str, User] = field(default_factory=dict)
     allow_auto_create_topics: bool = False
+    quotas: QuotaSpec = field(default_factory=QuotaSpec)
+    user_quotas: dict[str, QuotaSpec] = field(default_factory=dict)  # overrides inside the tenant
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def namespace(self) -> Namespace:
@@ -78,10 +83,17 @@ class Registry:
 
     @classmethod
     def from_config(cls, data: dict[str, Any]) -> Registry:
-        """Build from the parsed config file's ``tenants`` array; RegistryError on any problem."""
+        """Build from the parsed config file's ``tenants`` array; RegistryError on any problem.
+
+        ``tenant_defaults.quotas`` and ``tenant_defaults.limits`` apply to every tenant, key by key,
+        unless the tenant sets that key itself.
+        """
         tenants: dict[str, Tenant] = {}
+        defaults = data.get("tenant_defaults", {})
+        if not isinstance(defaults, dict) or set(defaults) - {"quotas", "limits"}:
+            raise RegistryError("tenant_defaults: may hold only [tenant_defaults.quotas] and [tenant_defaults.limits]")
         for entry in data.get("tenants", []):
-            tenant = _tenant_from_dict(entry)
+            tenant = _tenant_from_dict(entry, defaults)
             if tenant.id in tenants:
                 raise RegistryError(f"tenant {tenant.id}: defined twice")
             tenants[tenant.id] = tenant
@@ -91,7 +103,7 @@ class Registry:
         return [_tenant_to_dict(t) for t in self.tenants.values()]
 
 
-def _tenant_from_dict(entry: dict[str, Any]) -> Tenant:
+def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant:
     tenant_id = entry.get("id")
     if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
         raise RegistryError(f"tenant {tenant_id!r}: an id is 1-63 lowercase letters, digits and '-', "
@@ -109,7 +121,20 @@ def _tenant_from_dict(entry: dict[str, Any]) -> Tenant:
     allow = entry.get("allow_auto_create_topics", False)
     if not isinstance(allow, bool):
         raise RegistryError(f"tenant {tenant_id}: allow_auto_create_topics must be true or false")
-    return Tenant(tenant_id, prefix, users, allow)
+    quota_table = {**defaults.get("quotas", {}), **entry.get("quotas", {})}
+    user_tables = quota_table.pop("users", {})
+    try:
+        quotas = QuotaSpec.from_dict(f"tenant {tenant_id} quotas", quota_table)
+        user_quotas = {name: QuotaSpec.from_dict(f"tenant {tenant_id} quotas for user {name}", table)
+                       for name, table in user_tables.items()}
+        limits = Limits.from_dict(f"tenant {tenant_id} limits", {**defaults.get("limits", {}),
+                                                                   **entry.get("limits", {})})
+    except (QuotaError, LimitError) as exc:
+        raise RegistryError(str(exc)) from None
+    for name in user_quotas:
+        if name not in users:
+            raise RegistryError(f"tenant {tenant_id} quotas: user {name} is not a user of this tenant")
+    return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits)
 
 
 def _user_from_dict(tenant_id: str, entry: dict[str, Any]) -> User:
@@ -132,6 +157,13 @@ def _tenant_to_dict(tenant: Tenant) -> dict[str, Any]:
     out: dict[str, Any] = {"id": tenant.id, "prefix": tenant.prefix}
     if tenant.allow_auto_create_topics:
         out["allow_auto_create_topics"] = True
+    quotas = tenant.quotas.to_dict()
+    if tenant.user_quotas:
+        quotas["users"] = {name: spec.to_dict() for name, spec in tenant.user_quotas.items()}
+    if quotas:
+        out["quotas"] = quotas
+    if tenant.limits.to_dict():
+        out["limits"] = tenant.limits.to_dict()
     out["users"] = [{"name": u.name, "credentials": {m: c.to_dict() for m, c in u.credentials.items()}}
                     for u in tenant.users.values()]
     return out
