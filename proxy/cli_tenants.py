@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tenantry.tenants import admin
 from tenantry.tenants.credentials import MECHANISMS
-from tenantry.tenants.registry import RegistryError
+from tenantry.tenants.registry import Registry, RegistryError
 from tenantry.tenants.store import StoreError, edit_config, load_registry
 
 
@@ -47,6 +47,22 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     passwd.add_argument("tenant")
     passwd.add_argument("user")
 
+    quota = sub.add_parser("quota", help="set or show a tenant's quotas (a running proxy applies them live)")
+    qsub = quota.add_subparsers(dest="quota_command", required=True)
+    qset = with_config(qsub.add_parser("set", help="set quotas; 0 removes one (unlimited)"))
+    qset.add_argument("tenant")
+    qset.add_argument("--user", help="set this user's own quotas inside the tenant instead")
+    for key, kind in QUOTA_FLAGS.items():
+        qset.add_argument("--" + key.replace("_", "-"), type=kind, metavar="N")
+    qshow = with_config(qsub.add_parser("show", help="show a tenant's quotas and limits as in force"))
+    qshow.add_argument("tenant")
+
+
+QUOTA_FLAGS: dict[str, type] = {
+    "produce_bytes_per_sec": float, "fetch_bytes_per_sec": float, "requests_per_sec": float,
+    "connections_per_sec": float, "max_connections": int, "burst_seconds": float,
+}
+
 
 def read_password() -> str:
     if sys.stdin.isatty():
@@ -72,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
                 users = ", ".join(f"{u.name} ({'/'.join(u.credentials)})" for u in tenant.users.values())
                 print(f"{tenant.id}\tprefix {tenant.prefix}\tusers: {users or '-'}")
             return 0
+        if args.command == "quota" and args.quota_command == "show":
+            print(_show_quotas(load_registry(path), args.tenant))
+            return 0
         password = read_password() if args.command == "user" and args.user_command in ("add", "passwd") else ""
         with edit_config(path) as data:
             message = _apply(args, data, password)
@@ -82,7 +101,31 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _show_quotas(registry: Registry, tenant_id: str) -> str:
+    tenant = registry.tenants.get(tenant_id)
+    if tenant is None:
+        raise RegistryError(f"tenant {tenant_id}: no such tenant")
+    lines = [f"tenant {tenant.id}", f"  quotas: {_pairs(tenant.quotas.to_dict()) or 'unlimited'}"]
+    lines += [f"  user {name}: {_pairs(spec.to_dict())}" for name, spec in tenant.user_quotas.items()]
+    lines.append(f"  limits: {_pairs(tenant.limits.to_dict()) or 'none'}")
+    return "\n".join(lines)
+
+
+def _pairs(values: dict[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
 def _apply(args: argparse.Namespace, data: dict[str, object], password: str) -> str:
+    if args.command == "quota":
+        values = {key: getattr(args, key) for key in QUOTA_FLAGS}
+        if all(v is None for v in values.values()):
+            raise RegistryError("give at least one quota, e.g. --produce-bytes-per-sec 1048576")
+        if any(v is not None and v < 0 for v in values.values()):
+            raise RegistryError("quotas are positive numbers (0 removes one)")
+        now = admin.set_quotas(data, args.tenant, values, args.user)
+        who = f"user {args.user} of tenant {args.tenant}" if args.user else f"tenant {args.tenant}"
+        shown = {k: v for k, v in now.items() if k != "users"}
+        return f"quotas of {who}: {_pairs(shown) or 'unlimited'}"
     if args.command == "tenant":
         if args.tenant_command == "add":
             admin.add_tenant(data, args.name, args.prefix)
