@@ -6,13 +6,9 @@ Rates are measured by the clients over at least 10 s after the first 2 s (the bu
 
 from __future__ import annotations
 
-import json
-import statistics
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -20,7 +16,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from .conftest import client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
-from .rawclient import closed_by_peer
 
 pytestmark = pytest.mark.integration
 MB = 1_000_000
