@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from tenantry.protocol import ErrorCode, FrameTooLarge, ProtocolError, decode
+from tenantry.protocol import ErrorCode, FrameTooLarge, ProtocolError, decode, encode
 from tenantry.protocol.envelope import produce_acks, response_frame
 from tenantry.protocol.headers import (
     API_VERSIONS_KEY,
@@ -46,6 +46,7 @@ from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE, api_v
 from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
 from tenantry.proxy.enforcement import FETCH_KEY, PRODUCE_KEY, Throttler
 from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.guard import Verdict, merge_refused
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter, UnknownTopicIds
@@ -60,7 +61,7 @@ from tenantry.proxy.throttle import (
 )
 from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
 from tenantry.tenants.auth import AuthenticationFailed
-from tenantry.tenants.quotas import CONNECTIONS
+from tenantry.tenants.quotas import CONNECTIONS, PRODUCE
 
 if TYPE_CHECKING:
     from tenantry.proxy.server import ProxyServer
@@ -73,7 +74,7 @@ SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 
 class Slot(InFlight):
     """A request's place in the response order, filled when its response is ready."""
 
-    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "throttle")
+    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "refused", "settle", "throttle")
 
     def __init__(self, client_corr: int, api_key: int, api_version: int,
                  ctx: RequestContext | None = None) -> None:
@@ -84,6 +85,8 @@ class Slot(InFlight):
         self.ctx = ctx or RequestContext()
         self.chunks: list[Chunk] | None = None
         self.throttle = 0.0  # seconds the proxy's quotas add to this response
+        self.refused: list[object] = []  # results of items a guard rail refused, added to the response
+        self.settle: Callable[[], None] | None = None  # tells the guard rails the broker has answered
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -105,6 +108,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
         self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
         self._ids_looked_up_for: memoryview | None = None
+        self._guarded_frame: memoryview | None = None  # the last request a guard rail checked (and changed)
+        self._guard_verdict: Verdict | None = None
         self._draining = False
         self._drain_reason = "drained"
         self._closed = False
@@ -267,6 +272,8 @@ class ClientConnection(asyncio.BufferedProtocol):
                     error_message="controller endpoints are not served through the proxy"))
                 return
             assert self.rewriter is not None and self.upstream is not None
+            if self._guard_holds(frame, header.body_offset, api_key, api_version, corr):
+                return
             throttle = 0.0
             if self.throttler is not None and frame is not self._ids_looked_up_for:
                 if api_key == FETCH_KEY and (debt := self.throttler.fetch_debt()) > 0:
@@ -298,10 +305,54 @@ class ClientConnection(asyncio.BufferedProtocol):
             return
         slot = Slot(corr, api_key, api_version, ctx)
         slot.throttle = throttle
+        if frame is self._guarded_frame and self._guard_verdict is not None:
+            slot.refused = self._guard_verdict.refused
+            slot.settle = self._guard_verdict.settle
+            slot.throttle = max(slot.throttle, self._guard_verdict.throttle)
         self.outbox.append(slot)
         self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
             self.gate.block("too many in flight")
+
+    def _guard_holds(self, frame: memoryview, body_offset: int, api_key: int, version: int, corr: int) -> bool:
+        """Hold a request that a guard rail must check against the tenant's use; True if it was held."""
+        if self.auth is None or self.auth.principal is None or frame is self._guarded_frame:
+            return False
+        tenant = self.auth.principal.tenant
+        guard = self.server.guard
+        if not guard.applies(tenant.limits, api_key):
+            return False
+        request = decode(REQUESTS[api_key], frame[body_offset:], version)
+        if guard.settled(tenant, api_key, request):
+            return False
+        assert self.upstream is not None
+        self._held = [frame]
+        self.gate.block("guard rails")
+        upstream = self.upstream
+        produce_rate = self.throttler.meters.effective_rate(PRODUCE) if self.throttler else None
+
+        async def review() -> None:
+            try:
+                verdict = await guard.review(tenant, produce_rate, upstream, api_key, version, request)
+            except (UpstreamError, ProtocolError) as exc:
+                self.close(f"cannot check the tenant's limits: {exc}")
+                return
+            held = self._held or []
+            if verdict.answer is not None:
+                slot = Slot(corr, api_key, version)
+                slot.throttle = verdict.throttle
+                self.outbox.append(slot)
+                self._release(slot, [response_frame(verdict.answer, version, corr)])
+                self._held = held[1:]
+            else:
+                assert verdict.request is not None
+                changed = memoryview(bytes(frame[:body_offset]) + encode(verdict.request, version))
+                self._guarded_frame, self._guard_verdict = changed, verdict
+                self._held = [changed, *held[1:]]
+            self._release_held()
+            self.gate.unblock("guard rails")
+        asyncio.get_running_loop().create_task(review())
+        return True
 
     def _look_up_topic_ids(self, frame: memoryview, ids: set[uuid.UUID]) -> None:
         """Hold this request and those after it while the broker says which topics the ids name."""
@@ -481,6 +532,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         assert self.rewriter is not None
         key, version = slot.api_key, slot.api_version
         offset = response_body_offset(frame, response_header_version(key, version))
+        if slot.settle is not None:
+            slot.settle()
         if self.throttler is not None and key == FETCH_KEY:
             slot.throttle = max(slot.throttle, self.throttler.on_fetch_response(len(frame)))
         ms = round(slot.throttle * 1000)
@@ -491,6 +544,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         body = self.rewriter.response(key, version, frame, offset, slot.ctx, addresses)
         if ms > 0 and at is not None:
             body = overwrite_int32(body, offset - 4 + at, max(ms, read_throttle(frame, offset, key, version)))
+        if slot.refused:
+            body = merge_refused(key, version, body, offset - 4, slot.refused)
         size = 4 + sum(len(c) for c in body)
         chunks: list[Chunk] = [INT32.pack(size) + INT32.pack(slot.client_corr), *body]
         new_nodes = self.server.learn_brokers(addresses.seen) if addresses.seen else None

@@ -19,6 +19,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.schema import Versions
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
+from tenantry.proxy.guard import Guard
 from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
@@ -47,6 +48,7 @@ class ProxyServer:
         self.broker_versions: ApiVersionsResponse | None = None
         self.tls = server_context(config)
         self.quotas = QuotaBook(config)
+        self.guard = Guard()
         self._tuner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

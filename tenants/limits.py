@@ -8,7 +8,7 @@ says what to change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 #: Kafka's own default retention (log.retention.hours=168): what a topic gets when it sets none.
@@ -147,9 +147,18 @@ def _check_total_partitions(limits: Limits, usage: Usage, more: int) -> None:
 
 
 def check_topic_configs(limits: Limits, configs: dict[str, str | None], partitions: int, replication: int,
-                        produce_rate: float | None) -> None:
-    """Refuse topic settings outside the limits; `configs` is the topic's whole config as it would be
-    (a key missing or None is the broker's default)."""
+                        produce_rate: float | None, partial: bool = False) -> None:
+    """Refuse topic settings outside the limits.
+
+    `configs` is the topic's whole config as it would be (a key missing or None is the broker's
+    default), or with `partial` only the keys being changed (IncrementalAlterConfigs): then keys not
+    named are left as they are and not checked.
+    """
+    if partial:
+        if not ({"retention.ms", "retention.bytes"} & configs.keys()):
+            limits = _without_storage(limits)
+        if "retention.ms" not in configs:
+            limits = _without_retention(limits)
     retention = _int_config(configs, "retention.ms", BROKER_DEFAULT_RETENTION_MS)
     low, high = limits.min_retention_ms, limits.max_retention_ms
     if high is not None and (retention < 0 or retention > high):
@@ -193,6 +202,14 @@ def _check_storage(limits: Limits, configs: dict[str, str | None], retention_ms:
     if worst > cap:
         raise Violation(f"storage limit: max_storage_bytes is {cap}, and this topic could hold {int(worst)} bytes "
                         "(produce quota x retention x replication, or retention.bytes x partitions x replication)")
+
+
+def _without_storage(limits: Limits) -> Limits:
+    return replace(limits, max_storage_bytes=None)
+
+
+def _without_retention(limits: Limits) -> Limits:
+    return replace(limits, min_retention_ms=None, max_retention_ms=None)
 
 
 def _int_config(configs: dict[str, str | None], key: str, default: int) -> int:

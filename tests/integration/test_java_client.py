@@ -17,12 +17,15 @@ PROGRAM = Path(__file__).parents[1] / "java" / "ClientScenarios.java"
 PROTOCOLS = GROUP_PROTOCOLS
 
 
-def run_java(*args: str, login: str | None = None) -> str:
-    """Run a scenario; `login` is one of TENANT_USERS to log in to a tenant proxy with."""
+def run_java(*args: str, login: str | None = None, sasl: str | None = None) -> str:
+    """Run a scenario; `login` is one of TENANT_USERS to log in to a tenant proxy with (or give `sasl`
+    as MECHANISM:user:password)."""
     env = dict(os.environ)
     if login is not None:
         _, mechanism, password = TENANT_USERS[login]
         env["TENANTRY_SASL"] = f"{mechanism}:{login}:{password}"
+    if sasl is not None:
+        env["TENANTRY_SASL"] = sasl
     result = subprocess.run(
         ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), str(PROGRAM), *args],
         capture_output=True, text=True, timeout=180, check=False, env=env)

@@ -152,6 +152,23 @@ public class ClientScenarios {
         }
     }
 
+    // Create topics of `partitions` partitions each, one per admin client (so one connection's throttle does
+    // not hold back the next), without the admin client's retries on THROTTLING_QUOTA_EXCEEDED (KIP-599).
+    // Prints each result: "CREATED name" or "ERROR name Exception: message".
+    static void mutations(String bootstrap, String topic, int count, int partitions) throws Exception {
+        for (int i = 0; i < count; i++) {
+            String name = topic + "-" + i;
+            try (Admin admin = Admin.create(base(bootstrap))) {
+                admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1)),
+                        new CreateTopicsOptions().retryOnQuotaViolation(false)).all().get(30, TimeUnit.SECONDS);
+                System.out.println("CREATED " + name);
+            } catch (ExecutionException e) {
+                System.out.println("ERROR " + name + " " + e.getCause().getClass().getSimpleName() + ": "
+                        + e.getCause().getMessage());
+            }
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String scenario = args[0], bootstrap = args[1], topic = args[2];
         switch (scenario) {
@@ -159,6 +176,7 @@ public class ClientScenarios {
             case "group" -> group(bootstrap, topic, args[3]);
             case "transactions" -> transactions(bootstrap, topic);
             case "admin" -> admin(bootstrap, topic);
+            case "mutations" -> mutations(bootstrap, topic, Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException("unknown scenario " + scenario);
         }
     }

@@ -145,3 +145,10 @@ def test_tenant_defaults_apply_key_by_key():
 def test_a_user_quota_must_name_a_user_of_the_tenant():
     with pytest.raises(RegistryError, match="user ghost is not a user of this tenant"):
         Registry.from_config({"tenants": [{"id": "a", "quotas": {"users": {"ghost": {"requests_per_sec": 1}}}}]})
+
+
+def test_an_incremental_change_is_checked_only_for_the_keys_it_changes():
+    limits = Limits(max_retention_ms=DAY, cleanup_policies=("delete",), max_storage_bytes=10**9)
+    check_topic_configs(limits, {"cleanup.policy": "delete"}, 1, 1, None, partial=True)  # retention untouched
+    with pytest.raises(Violation, match="above the maximum"):
+        check_topic_configs(limits, {"retention.ms": str(2 * DAY)}, 1, 1, None, partial=True)
