@@ -150,7 +150,8 @@ def test_group_limit(limits_proxy):
 def test_topic_mutation_rate_with_kafka_admin_client(limits_proxy):
     # A burst of 2 partitions at 0.2/s: the first create (3 partitions) is admitted while the bucket holds
     # tokens and leaves it 1 in debt; the next, on another connection, is refused until the debt clears.
-    out = run_java("mutations", limits_proxy.bootstrap, unique("m"), "2", "3", sasl=f"SCRAM-SHA-512:hasty-user:{PASSWORD}")
+    out = run_java("mutations", limits_proxy.bootstrap, unique("m"), "2", "3",
+                   sasl=f"SCRAM-SHA-512:hasty-user:{PASSWORD}")
     first, second = out.splitlines()[:2]
     assert first.startswith("CREATED"), out
     assert second.startswith("ERROR") and "ThrottlingQuotaExceededException" in second, out
