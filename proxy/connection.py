@@ -240,11 +240,11 @@ class ClientConnection(asyncio.BufferedProtocol):
         return table | SASL_VERSIONS
 
     def _on_request(self, frame: memoryview) -> None:
-        if self._raw_sasl:
-            self._raw_sasl_token(frame)
-            return
         if self._held is not None:
             self._held.append(frame)
+            return
+        if self._raw_sasl:
+            self._raw_sasl_token(frame)
             return
         try:
             api_key, api_version, corr = peek_request_header(frame)
@@ -412,40 +412,72 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._answer(slot, SaslHandshakeResponse(error_code=0, mechanisms=mechanisms))
         self._raw_sasl = slot.api_version == 0  # KIP-152: v0 is followed by bare tokens
 
+    def _authenticate_off_loop(self, token: bytes, then: Callable[[bytes | Exception], None]) -> None:
+        """Check a SASL token in a worker thread: PLAIN's scrypt takes ~50 ms, which a flood of logins
+        would otherwise take from every other connection. Requests arriving meanwhile are held."""
+        assert self.auth is not None
+        self._held = []
+        self.gate.block("authenticating")
+        future = asyncio.get_running_loop().run_in_executor(None, self.auth.authenticate, token)
+
+        def done(f: asyncio.Future[bytes]) -> None:
+            self.gate.unblock("authenticating")
+            if self._closed:
+                return
+            held, self._held = self._held or [], None
+            exc = f.exception()
+            then(f.result() if exc is None else exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            for frame in held:  # in order, behind the answer (held again if the broker connection is opening)
+                if self._closed:
+                    return
+                self._on_request(frame)
+        future.add_done_callback(done)
+
     def _sasl_authenticate(self, slot: Slot, token: bytes) -> None:
         assert self.auth is not None
         first_login = not self.auth.authenticated
-        try:
-            answer = self.auth.authenticate(token)
-        except IllegalSaslState as exc:
-            self._answer(slot, SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
-                                                        error_message=str(exc)))
-            self.drain(f"SASL: {exc}")
+        self.outbox.append(slot)  # its place in the response order, filled when the check is done
+        self._authenticate_off_loop(token, lambda result: self._sasl_authenticated(slot, result, first_login))
+
+    def _sasl_authenticated(self, slot: Slot, result: bytes | Exception, first_login: bool) -> None:
+        assert self.auth is not None
+        if isinstance(result, IllegalSaslState):
+            self._fill(slot, SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
+                                                      error_message=str(result)))
+            self.drain(f"SASL: {result}")
             return
-        except AuthenticationFailed as exc:
+        if isinstance(result, AuthenticationFailed):
             self._fail_login(slot, SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED,
-                                                            error_message=str(exc)))
+                                                            error_message=str(result)))
             return
-        success = SaslAuthenticateResponse(error_code=0, auth_bytes=answer,
+        if isinstance(result, Exception):
+            raise result
+        success = SaslAuthenticateResponse(error_code=0, auth_bytes=result,
                                            session_lifetime_ms=self.auth.session_lifetime_ms())
         if first_login and self.auth.authenticated:
-            self._admit(lambda: self._answer(slot, success))
+            self._admit(lambda: self._fill(slot, success))
             return
-        self._answer(slot, success)
+        self._fill(slot, success)
         if self.auth.state == "authenticated" and self.auth.principal is not None:
             log.info("%s re-authenticated as %s", self.peer, self.auth.principal.name)
 
     def _raw_sasl_token(self, frame: memoryview) -> None:
         assert self.auth is not None
         slot = Slot(-1, SASL_AUTHENTICATE, 0)
-        try:
-            answer = self.auth.authenticate(bytes(frame))
-        except (AuthenticationFailed, IllegalSaslState):
+        self.outbox.append(slot)
+        self._authenticate_off_loop(bytes(frame), lambda result: self._raw_sasl_authenticated(slot, result))
+
+    def _raw_sasl_authenticated(self, slot: Slot, result: bytes | Exception) -> None:
+        assert self.auth is not None
+        if isinstance(result, (AuthenticationFailed, IllegalSaslState)):
             self._fail_login(slot, None)  # v0 has no error response: the delay, then the close
             return
+        if isinstance(result, Exception):
+            raise result
+        answer = result
+
         def send() -> None:
             slot.chunks = [INT32.pack(len(answer)) + answer]
-            self.outbox.append(slot)
             self._flush()
         if self.auth.authenticated:
             self._raw_sasl = False
@@ -497,7 +529,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _fail_login(self, slot: Slot, response: Message | None) -> None:
         """Answer a failed login only after a delay, then close: guessing passwords costs time."""
         log.info("failed login from %s", self.peer)
-        self.outbox.append(slot)
         self.gate.block("login failed")
 
         def answer() -> None:
@@ -523,8 +554,12 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._answer(Slot(corr, API_VERSIONS_KEY, 0), response)
 
     def _answer(self, slot: Slot, response: Message) -> None:
-        slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)]
         self.outbox.append(slot)
+        self._fill(slot, response)
+
+    def _fill(self, slot: Slot, response: Message) -> None:
+        """Answer a slot already in the outbox."""
+        slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)]
         self._flush()
 
     # -- responses ------------------------------------------------------------------------------------
