@@ -74,7 +74,7 @@ SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 
 class Slot(InFlight):
     """A request's place in the response order, filled when its response is ready."""
 
-    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "refused", "settle", "throttle")
+    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "refused", "settle", "throttle_until")
 
     def __init__(self, client_corr: int, api_key: int, api_version: int,
                  ctx: RequestContext | None = None) -> None:
@@ -84,7 +84,9 @@ class Slot(InFlight):
         self.api_version = api_version
         self.ctx = ctx or RequestContext()
         self.chunks: list[Chunk] | None = None
-        self.throttle = 0.0  # seconds the proxy's quotas add to this response
+        # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
+        # recorded, so the broker's time answering counts towards the delay, as in Kafka.
+        self.throttle_until = 0.0
         self.refused: list[object] = []  # results of items a guard rail refused, added to the response
         self.settle: Callable[[], None] | None = None  # tells the guard rails the broker has answered
 
@@ -280,7 +282,7 @@ class ClientConnection(asyncio.BufferedProtocol):
                     # Kafka answers a fetch over quota at once, empty; session 0 makes the client start
                     # a new fetch session, since the broker's never saw this round.
                     slot = Slot(corr, api_key, api_version)
-                    slot.throttle = debt
+                    slot.throttle_until = asyncio.get_running_loop().time() + debt
                     self.outbox.append(slot)
                     self._release(slot, [response_frame(FetchResponse(throttle_time_ms=round(debt * 1000)),
                                                         api_version, corr)])
@@ -304,11 +306,17 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.close(f"malformed request: {exc}")
             return
         slot = Slot(corr, api_key, api_version, ctx)
-        slot.throttle = throttle
         if frame is self._guarded_frame and self._guard_verdict is not None:
             slot.refused = self._guard_verdict.refused
             slot.settle = self._guard_verdict.settle
-            slot.throttle = max(slot.throttle, self._guard_verdict.throttle)
+            throttle = max(throttle, self._guard_verdict.throttle)
+        if throttle > 0:
+            slot.throttle_until = asyncio.get_running_loop().time() + throttle
+            # Read nothing more until the debt is paid. A broker reads one request per connection at a
+            # time, so its mute stops the next; the proxy pipelines, and clients that keep many requests
+            # in flight (librdkafka) would otherwise run far into debt, then stall for seconds.
+            assert self.throttler is not None
+            self.throttler.mute(throttle)
         self.outbox.append(slot)
         self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
@@ -340,7 +348,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             held = self._held or []
             if verdict.answer is not None:
                 slot = Slot(corr, api_key, version)
-                slot.throttle = verdict.throttle
+                slot.throttle_until = asyncio.get_running_loop().time() + verdict.throttle
                 self.outbox.append(slot)
                 self._release(slot, [response_frame(verdict.answer, version, corr)])
                 self._held = held[1:]
@@ -569,9 +577,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         offset = response_body_offset(frame, response_header_version(key, version))
         if slot.settle is not None:
             slot.settle()
+        now = asyncio.get_running_loop().time()
         if self.throttler is not None and key == FETCH_KEY:
-            slot.throttle = max(slot.throttle, self.throttler.on_fetch_response(len(frame)))
-        ms = round(slot.throttle * 1000)
+            slot.throttle_until = max(slot.throttle_until, now + self.throttler.on_fetch_response(len(frame)))
+        ms = round(max(0.0, slot.throttle_until - now) * 1000)
         at = throttle_offset(key, version)
         if ms > 0 and at is None and has_throttle_field(key, version):
             frame = rewrite_throttle_field(frame, offset, key, version, ms)
@@ -596,19 +605,22 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _release(self, slot: Slot, chunks: list[Chunk]) -> None:
         """Send a response, applying its throttle as Kafka does for its version (see proxy.throttle)."""
-        if slot.throttle <= 0:
+        left = slot.throttle_until - asyncio.get_running_loop().time()
+        if left > 0:
+            log.debug("throttling %s: API %d v%d for %.0f ms", self.peer, slot.api_key, slot.api_version, left * 1000)
+        if left <= 0:
             slot.chunks = chunks
             self._flush()
         elif client_throttles(slot.api_key, slot.api_version):
             slot.chunks = chunks
             self._flush()
             if self.throttler is not None:
-                self.throttler.mute(slot.throttle)
+                self.throttler.mute(left)
         else:
             def late() -> None:
                 slot.chunks = chunks
                 self._flush()
-            asyncio.get_running_loop().call_later(slot.throttle, late)
+            asyncio.get_running_loop().call_later(left, late)
 
     def _flush(self) -> None:
         if self.transport is None or self._closed:

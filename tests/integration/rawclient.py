@@ -51,3 +51,20 @@ def serves(address: str) -> bool:
     with connect(address) as sock:
         response = call(sock, ApiVersionsRequest(client_software_name="probe", client_software_version="1"), 3)
         return response.error_code == 0 and len(response.api_keys) > 10
+
+
+def plain_login(address: str, user: str, password: str, timeout: float = 20.0) -> socket.socket | None:
+    """Log in with SASL/PLAIN; the open socket, or None if the proxy closed the connection instead."""
+    from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
+    from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+
+    sock = connect(address, timeout)
+    try:
+        handshake = call(sock, SaslHandshakeRequest(mechanism="PLAIN"), 1)
+        assert handshake.error_code == 0, handshake
+        answer = call(sock, SaslAuthenticateRequest(auth_bytes=f"\0{user}\0{password}".encode()), 2, corr=2)
+        assert answer.error_code == 0, answer
+        return sock
+    except (ConnectionError, EOFError, OSError):
+        sock.close()
+        return None

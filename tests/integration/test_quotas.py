@@ -6,21 +6,26 @@ Rates are measured by the clients over at least 10 s after the first 2 s (the bu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .conftest import client_config, start_proxy, stop_checked, unique, write_tenants
+from . import loadgen
+from .conftest import TENANT_USERS, client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
+from .rawclient import plain_login
 
 pytestmark = pytest.mark.integration
 MB = 1_000_000
 RUN, SKIP = 12.0, 2.0  # seconds of traffic, and of it the burst left out of the measurement
-VALUE = b"v" * 1000
+VALUE = loadgen.VALUE
 
 
 @pytest.fixture(scope="module")
@@ -51,53 +56,30 @@ def create(config: dict[str, object], topic: str, partitions: int = 1) -> None:
 
 
 def flood(config: dict[str, object], topic: str, seconds: float, rate: float | None = None) -> dict[str, object]:
-    """Produce 1 kB values flat out (or at `rate` values/s) for `seconds`; what the client saw."""
-    # A bounded queue: flat out means as fast as acks come back, not 1 GB buffered in the client.
-    producer = Producer({**config, "linger.ms": 5, "batch.size": 65536, "acks": "all",
-                         "queue.buffering.max.messages": 2000})
-    acked: list[tuple[float, float]] = []  # (acked at, latency)
-    errors: list[str] = []
-
-    def delivered(err, msg, sent=None):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            now = time.monotonic()
-            acked.append((now, now - sent))
-    start = time.monotonic()
-    sent = 0
-    while (now := time.monotonic()) - start < seconds:
-        if rate is not None and sent >= (now - start) * rate:
-            producer.poll(0.0005)
-            continue
-        try:
-            producer.produce(topic, VALUE, on_delivery=lambda e, m, t=now: delivered(e, m, t))
-            sent += 1
-        except BufferError:
-            producer.poll(0.01)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    return {"start": start, "acked": acked, "errors": errors, "sent": sent}
+    result = loadgen.produce(config, topic, seconds, rate)
+    assert result["unsent"] == 0
+    return result
 
 
 def rate_between(times: list[float], start: float, end: float, size: int = len(VALUE)) -> float:
     return sum(1 for t in times if start <= t < end) * size / (end - start)
 
 
-def test_produce_is_held_to_its_quota_without_errors_or_loss(quota_proxy):
+@pytest.mark.parametrize("quota", [MB, MB // 2])
+def test_produce_is_held_to_its_quota_without_errors_or_loss(quota_proxy, quota):
     alice = client_config(quota_proxy, "alice")
     topic = unique("quota-produce")
     create(alice, topic)
-    set_quota(quota_proxy, "acme", "--produce-bytes-per-sec", str(MB))
+    set_quota(quota_proxy, "acme", "--produce-bytes-per-sec", str(quota))
     try:
         run = flood(alice, topic, RUN)
     finally:
         set_quota(quota_proxy, "acme", "--produce-bytes-per-sec", "0")
     times = [t for t, _ in run["acked"]]
     measured = rate_between(times, run["start"] + SKIP, run["start"] + RUN)
-    print(f"\nproduce quota 1.00 MB/s: measured {measured / MB:.3f} MB/s over {RUN - SKIP:.0f} s")
+    print(f"\nproduce quota {quota / MB:.2f} MB/s: measured {measured / MB:.3f} MB/s over {RUN - SKIP:.0f} s")
     assert run["errors"] == []
-    assert measured == pytest.approx(MB, rel=0.10)
+    assert measured == pytest.approx(quota, rel=0.10)
     assert count_messages(alice, topic) == len(run["acked"])  # every acknowledged message is there
 
 
@@ -164,3 +146,125 @@ def test_request_rate_is_held_to_its_quota(quota_proxy):
     measured = rate_between(acked, start + SKIP, start + RUN, size=1)
     print(f"\nrequest quota 20/s: measured {measured:.1f} produce requests/s over {RUN - SKIP:.0f} s")
     assert measured == pytest.approx(20, rel=0.10)  # other requests (metadata) are a few in 10 s
+
+
+def test_acks_zero_produce_is_held_by_muting_alone(quota_proxy):
+    bob = client_config(quota_proxy, "bob")
+    topic = unique("quota-acks0")
+    create(bob, topic)
+    set_quota(quota_proxy, "globex", "--produce-bytes-per-sec", str(MB))
+    producer = Producer({**bob, "acks": 0, "linger.ms": 5, "queue.buffering.max.messages": 2000})
+    watcher = Consumer({**bob, "group.id": unique("watch")})
+    ends: list[tuple[float, int]] = []  # what the broker has, over time: socket buffers cannot hide it
+    sent, start = 0, time.monotonic()
+    try:
+        while time.monotonic() - start < RUN:
+            try:
+                producer.produce(topic, VALUE)
+                sent += 1
+            except BufferError:
+                producer.poll(0.01)
+            if not ends or time.monotonic() - ends[-1][0] > 0.5:
+                ends.append((time.monotonic(), watcher.get_watermark_offsets(TopicPartition(topic, 0), 10)[1]))
+        assert producer.flush(60) == 0
+    finally:
+        watcher.close()
+        set_quota(quota_proxy, "globex", "--produce-bytes-per-sec", "0")
+    window = [(t, n) for t, n in ends if t >= start + SKIP]
+    (t0, n0), (t1, n1) = window[0], window[-1]
+    measured = (n1 - n0) * len(VALUE) / (t1 - t0)
+    print(f"\nacks=0 under 1.00 MB/s: the broker received {measured / MB:.3f} MB/s over {t1 - t0:.0f} s")
+    assert measured == pytest.approx(MB, rel=0.10)
+    assert count_messages(bob, topic) == sent  # nothing acknowledged, and still nothing lost to the mute
+
+
+def logins(proxy, count: int) -> list[tuple[float, object]]:
+    """`count` PLAIN logins as alicia (acme) at once; (when each ended, socket or None if refused)."""
+    _, _, password = TENANT_USERS["alicia"]
+    results: list[tuple[float, object]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        sock = plain_login(proxy.bootstrap, "alicia", password)
+        with lock:
+            results.append((time.monotonic(), sock))
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_a_connection_storm_is_spread_to_the_connection_rate(quota_proxy):
+    set_quota(quota_proxy, "acme", "--connections-per-sec", "5")
+    start = time.monotonic()
+    try:
+        results = logins(quota_proxy, 25)
+    finally:
+        set_quota(quota_proxy, "acme", "--connections-per-sec", "0")
+    for _, sock in results:
+        if sock is not None:
+            sock.close()
+    assert all(sock is not None for _, sock in results)  # delayed, none refused: 20 over the burst at 5/s = 4 s
+    times = sorted(t - start for t, _ in results)
+    rate = (len(times) - 5) / (times[-1] - times[4])  # after the burst of 5
+    print(f"\nconnection storm: 25 logins at once, served at {rate:.2f}/s after the burst (quota 5/s)")
+    assert rate == pytest.approx(5, rel=0.10)
+
+
+def test_the_connection_limit_refuses_cleanly_and_frees_on_close(quota_proxy):
+    set_quota(quota_proxy, "acme", "--max-connections", "8")
+    try:
+        results = logins(quota_proxy, 12)
+        open_ = [sock for _, sock in results if sock is not None]
+        assert len(open_) == 8  # the other 4 were closed without an answer: clients retry with backoff
+        for sock in open_[:2]:
+            sock.close()
+        time.sleep(0.5)
+        again = [sock for _, sock in logins(quota_proxy, 3)]
+        assert sum(1 for s in again if s is not None) == 2
+        assert "max_connections is 8 and it has 8 open" in quota_proxy.log_text()
+        for sock in open_[2:] + [s for s in again if s is not None]:
+            sock.close()
+    finally:
+        set_quota(quota_proxy, "acme", "--max-connections", "0")
+
+
+def run_producer_process(config: dict[str, object], topic: str, seconds: float, rate: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(Path(loadgen.__file__)), json.dumps(config), topic, str(seconds),
+                             str(rate)], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_noisy_neighbour_does_not_slow_another_tenant(quota_proxy, tmp_path):
+    alice, bob = client_config(quota_proxy, "alice"), client_config(quota_proxy, "bob")
+    noisy, steady = unique("noisy"), unique("steady")
+    create(alice, noisy)
+    create(bob, steady)
+    set_quota(quota_proxy, "acme", "--produce-bytes-per-sec", str(MB // 2))
+    set_quota(quota_proxy, "globex", "--produce-bytes-per-sec", str(MB))
+    try:
+        alone = flood(bob, steady, RUN, rate=900)  # B at 0.9 MB/s, within its 1 MB/s
+        neighbour = run_producer_process(alice, noisy, RUN + 4, rate=5000)  # A offers 10x its 0.5 MB/s
+        time.sleep(2)
+        shared = flood(bob, steady, RUN, rate=900)
+        noisy_result = json.loads(neighbour.communicate(timeout=120)[0])
+    finally:
+        set_quota(quota_proxy, "acme", "--produce-bytes-per-sec", "0")
+        set_quota(quota_proxy, "globex", "--produce-bytes-per-sec", "0")
+
+    def summary(run) -> tuple[float, float]:
+        times = [t for t, _ in run["acked"]]
+        latencies = sorted(lat for t, lat in run["acked"] if t >= run["start"] + SKIP)
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        return rate_between(times, run["start"] + SKIP, run["start"] + RUN), p99
+    (alone_rate, alone_p99), (shared_rate, shared_p99) = summary(alone), summary(shared)
+    noisy_rate = noisy_result["rate"]
+    print(f"\nnoisy neighbour: A offered 5 MB/s against 0.5 MB/s and got {noisy_rate / MB:.2f} MB/s; "
+          f"B alone {alone_rate / MB:.3f} MB/s p99 {alone_p99:.0f} ms, "
+          f"B beside A {shared_rate / MB:.3f} MB/s p99 {shared_p99:.0f} ms")
+    (tmp_path / "noisy.json").write_text(json.dumps({"alone": [alone_rate, alone_p99],
+                                                     "shared": [shared_rate, shared_p99]}))
+    assert alone["errors"] == shared["errors"] == noisy_result["errors"] == []
+    assert shared_rate == pytest.approx(alone_rate, rel=0.10)
+    assert noisy_rate == pytest.approx(MB / 2, rel=0.10)  # A was held to its quota, not to what it offered
