@@ -268,3 +268,29 @@ def test_a_noisy_neighbour_does_not_slow_another_tenant(quota_proxy, tmp_path):
     assert alone["errors"] == shared["errors"] == noisy_result["errors"] == []
     assert shared_rate == pytest.approx(alone_rate, rel=0.10)
     assert noisy_rate == pytest.approx(MB / 2, rel=0.10)  # A was held to its quota, not to what it offered
+
+
+def test_proxy_wide_capacity_is_shared_fairly_between_busy_tenants(kafka, tmp_path):
+    """Both tenants may produce 1 MB/s, but the proxy may pass only 1 MB/s in all: each gets half."""
+    config = tmp_path / "tenantry.toml"
+    write_tenants(config)
+    subprocess.run([sys.executable, "-m", "tenantry.proxy.cli", "quota", "set", "acme", "--produce-bytes-per-sec",
+                    str(MB), "--config", str(config)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tenantry.proxy.cli", "quota", "set", "globex", "--produce-bytes-per-sec",
+                    str(MB), "--config", str(config)], check=True, capture_output=True)
+    proxy = start_proxy(kafka, tmp_path, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
+                        "--capacity-produce-bytes-per-sec", str(MB), "--quota-tune-interval-ms", "500")
+    try:
+        alice, bob = client_config(proxy, "alice"), client_config(proxy, "bob")
+        topics = unique("fair-a"), unique("fair-b")
+        create(alice, topics[0])
+        create(bob, topics[1])
+        runs = [run_producer_process(c, t, RUN + 4, rate=0) for c, t in ((alice, topics[0]), (bob, topics[1]))]
+        results = [json.loads(p.communicate(timeout=120)[0]) for p in runs]
+    finally:
+        stop_checked(proxy)
+    rates = [r["rate"] for r in results]
+    print(f"\nproxy-wide capacity 1.00 MB/s, two tenants flat out: {rates[0] / MB:.3f} and {rates[1] / MB:.3f} MB/s")
+    assert all(r["errors"] == [] for r in results)
+    assert sum(rates) == pytest.approx(MB, rel=0.10)
+    assert rates[0] == pytest.approx(rates[1], rel=0.15)
