@@ -18,3 +18,21 @@ def test_every_config_field_is_documented_with_its_flag_and_variable():
 def test_quickstart_is_the_two_make_commands():
     quickstart = README.split("## Quickstart", 1)[1].split("##", 1)[0]
     assert "make demo" in quickstart and "make test" in quickstart
+
+
+def test_the_quota_example_is_a_valid_config_that_documents_every_quota_and_limit():
+    import tomllib
+
+    from tenantry.tenants.limits import Limits
+    from tenantry.tenants.quotas import QuotaSpec
+    from tenantry.tenants.registry import Registry
+
+    section = README.split("## Quotas and guard rails", 1)[1]
+    example = tomllib.loads(section.split("```toml", 1)[1].split("```", 1)[0])
+    example["tenants"][0]["users"] = [{"name": "batch-loader", "credentials": {}}]
+    acme = Registry.from_config(example).tenants["acme"]
+    assert acme.quotas.produce_bytes_per_sec == 20_000_000 and acme.quotas.max_connections == 200
+    assert acme.user_quotas["batch-loader"].produce_bytes_per_sec == 2_000_000
+    assert acme.limits.max_topics == 200 and acme.limits.replication_factor == 3
+    for f in fields(QuotaSpec) + fields(Limits):
+        assert f"`{f.name}`" in section or f"{f.name} =" in section, f.name

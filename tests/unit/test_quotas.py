@@ -175,3 +175,13 @@ def test_a_tenant_without_a_quota_is_still_held_to_the_capacity():
     clock.advance(1)
     tuner.tick(meters)
     assert meters["a"].effective_rate(PRODUCE) == pytest.approx(1000)
+
+
+def test_the_proxy_wide_connection_rate_delays_new_connections():
+    from tenantry.proxy.config import ProxyConfig
+    from tenantry.proxy.quota_book import QuotaBook
+
+    clock = FakeClock()
+    book = QuotaBook(ProxyConfig(upstream=["x:1"], capacity_connections_per_sec=2), clock)
+    assert [book.accept_delay() for _ in range(4)] == pytest.approx([0, 0, 0.5, 1.0])
+    assert QuotaBook(ProxyConfig(upstream=["x:1"]), clock).accept_delay() == 0
