@@ -73,6 +73,8 @@ def main() -> int:
                 return 1
             time.sleep(0.2)
         alice, bob = kcat_login("alice"), kcat_login("bob")
+        script = Path(sys.executable).with_name("tenantry")
+        tenantry = str(script) if script.exists() else f"{sys.executable} -m tenantry.proxy.cli"
         print(f"""
 Tenantry is running with two tenants, each of which believes it has its own Kafka.
   proxy bootstrap:  {LISTEN}  (SASL_PLAINTEXT; SCRAM-SHA-512 or PLAIN)
@@ -87,6 +89,12 @@ Try it in another terminal. Both tenants use the topic name "orders":
   {alice} -t orders -C -e          # acme reads only its own message
   {alice} -L                       # acme's topics; every broker is the proxy
   kcat -b {broker.bootstrap} -L | grep orders   # the broker holds acme.orders and globex.orders
+
+Quotas change live. Hold acme to 100 kB/s of produce, then time 2 MB (about 20 s; globex stays fast):
+  {tenantry} quota set acme --produce-bytes-per-sec 100000 --config {config}
+  head -c 1500000 /dev/urandom | base64 -w 1000 | {alice} -t orders -P -z none
+  {tenantry} quota show acme --config {config}
+  {tenantry} quota set acme --produce-bytes-per-sec 0 --config {config}   # 0 removes it
 
 Press Ctrl-C to stop the proxy and the broker.
 """, flush=True)

@@ -131,6 +131,10 @@ def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant
                                                                    **entry.get("limits", {})})
     except (QuotaError, LimitError) as exc:
         raise RegistryError(str(exc)) from None
+    topic_limits = {k for k in limits.to_dict() if k != "max_groups"}
+    if allow and topic_limits:
+        raise RegistryError(f"tenant {tenant_id}: allow_auto_create_topics cannot be combined with topic limits "
+                            f"({', '.join(sorted(topic_limits))}): a topic created by Metadata would bypass them")
     for name in user_quotas:
         if name not in users:
             raise RegistryError(f"tenant {tenant_id} quotas: user {name} is not a user of this tenant")

@@ -152,3 +152,10 @@ def test_an_incremental_change_is_checked_only_for_the_keys_it_changes():
     check_topic_configs(limits, {"cleanup.policy": "delete"}, 1, 1, None, partial=True)  # retention untouched
     with pytest.raises(Violation, match="above the maximum"):
         check_topic_configs(limits, {"retention.ms": str(2 * DAY)}, 1, 1, None, partial=True)
+
+
+def test_auto_created_topics_would_bypass_topic_limits_so_the_two_are_refused_together():
+    with pytest.raises(RegistryError, match="allow_auto_create_topics cannot be combined with topic limits"):
+        Registry.from_config({"tenants": [{"id": "a", "allow_auto_create_topics": True,
+                                           "limits": {"max_topics": 3}}]})
+    Registry.from_config({"tenants": [{"id": "a", "allow_auto_create_topics": True, "limits": {"max_groups": 3}}]})
