@@ -19,7 +19,6 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from tenantry.protocol import ErrorCode, FrameTooLarge, ProtocolError, decode, encode
@@ -35,22 +34,22 @@ from tenantry.protocol.headers import (
 from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.describe_cluster_response import DescribeClusterResponse
 from tenantry.protocol.messages.fetch_response import FetchResponse
-from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
-from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from tenantry.protocol.messages.sasl_handshake_response import SaslHandshakeResponse
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message, Versions
-from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE, api_versions_response
-from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
+from tenantry.proxy.api_versions import SASL_HANDSHAKE, api_versions_response
+from tenantry.proxy.client_auth import ClientAuth
+from tenantry.proxy.client_login import SASL_VERSIONS, ClientLogin
 from tenantry.proxy.enforcement import FETCH_KEY, PRODUCE_KEY, Throttler
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.guard import Verdict, merge_refused
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
-from tenantry.proxy.rewrite.rewriter import Addresses, Leak, RequestContext, Rewriter, UnknownTopicIds
+from tenantry.proxy.rewrite.rewriter import Addresses, Leak, Rewriter, UnknownTopicIds
 from tenantry.proxy.rewrite.special import Refusal
+from tenantry.proxy.slot import Slot
 from tenantry.proxy.throttle import (
     client_throttles,
     has_throttle_field,
@@ -59,36 +58,14 @@ from tenantry.proxy.throttle import (
     rewrite_throttle_field,
     throttle_offset,
 )
-from tenantry.proxy.upstream import InFlight, UpstreamConnection, UpstreamError
-from tenantry.tenants.auth import AuthenticationFailed
-from tenantry.tenants.quotas import CONNECTIONS, PRODUCE
+from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
+from tenantry.tenants.quotas import PRODUCE
 
 if TYPE_CHECKING:
     from tenantry.proxy.server import ProxyServer
 
 log = logging.getLogger("tenantry.connection")
 DESCRIBE_CLUSTER = 60
-SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 2)}
-
-
-class Slot(InFlight):
-    """A request's place in the response order, filled when its response is ready."""
-
-    __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "refused", "settle", "throttle_until")
-
-    def __init__(self, client_corr: int, api_key: int, api_version: int,
-                 ctx: RequestContext | None = None) -> None:
-        super().__init__()
-        self.client_corr = client_corr
-        self.api_key = api_key
-        self.api_version = api_version
-        self.ctx = ctx or RequestContext()
-        self.chunks: list[Chunk] | None = None
-        # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
-        # recorded, so the broker's time answering counts towards the delay, as in Kafka.
-        self.throttle_until = 0.0
-        self.refused: list[object] = []  # results of items a guard rail refused, added to the response
-        self.settle: Callable[[], None] | None = None  # tells the guard rails the broker has answered
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -105,10 +82,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.auth: ClientAuth | None = None
+        self.login: ClientLogin | None = None
         self.rewriter: Rewriter | None = None
         self.throttler: Throttler | None = None  # once a tenant's user has logged in
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
-        self._raw_sasl = False  # after SaslHandshake v0, frames are bare SASL tokens
         self._ids_looked_up_for: memoryview | None = None
         self._guarded_frame: memoryview | None = None  # the last request a guard rail checked (and changed)
         self._guard_verdict: Verdict | None = None
@@ -119,6 +96,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.config.tenants_enabled:
             self.auth = ClientAuth(lambda: server.registry, self.config.sasl_enabled_mechanisms,
                                    self.config.sasl_session_lifetime_ms, server.secret)
+            self.login = ClientLogin(self, self.auth)
         else:
             self.rewriter = Rewriter(None, server.topic_ids)
 
@@ -224,12 +202,27 @@ class ClientConnection(asyncio.BufferedProtocol):
         else:
             self._release_held()
 
-    def _release_held(self) -> None:
+    def hold(self) -> None:
+        """Hold requests from now on (in order) until they are released."""
+        self._held = []
+
+    def take_held(self) -> list[memoryview]:
+        """Stop holding; the requests held so far, for :meth:`replay`."""
         held, self._held = self._held or [], None
-        for frame in held:  # _on_request holds them again, in order, if a re-authentication starts
+        return held
+
+    def replay(self, frames: list[memoryview]) -> None:
+        for frame in frames:  # _on_request holds them again, in order, if something holds requests anew
             if self._closed:
                 return
             self._on_request(frame)
+
+    def _release_held(self) -> None:
+        self.replay(self.take_held())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- requests -------------------------------------------------------------------------------------
     def _table(self) -> dict[int, Versions]:
@@ -245,21 +238,21 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self._held is not None:
             self._held.append(frame)
             return
-        if self._raw_sasl:
-            self._raw_sasl_token(frame)
+        if self.login is not None and self.login.raw:
+            self.login.raw_token(frame)
             return
         try:
             api_key, api_version, corr = peek_request_header(frame)
             if api_key == API_VERSIONS_KEY:
                 self._answer_api_versions(api_version, corr)
                 return
-            if self.auth is not None and self._sasl_request(frame, api_key, api_version, corr):
+            if self.login is not None and self.login.request(frame, api_key, api_version, corr):
                 return
             if self.auth is None and api_key in SASL_VERSIONS and api_version in SASL_VERSIONS[api_key]:
                 # No tenants: answer as a broker's plaintext listener does.
                 refusal: Message = (SaslHandshakeResponse if api_key == SASL_HANDSHAKE else SaslAuthenticateResponse)(
                     error_code=ErrorCode.ILLEGAL_SASL_STATE)
-                self._answer(Slot(corr, api_key, api_version), refusal)
+                self.answer(Slot(corr, api_key, api_version), refusal)
                 return
             allowed = self._table().get(api_key)
             if allowed is None or api_version not in allowed or not is_known(api_key, api_version):
@@ -269,7 +262,7 @@ class ClientConnection(asyncio.BufferedProtocol):
                 return
             header = parse_request_header(frame)
             if api_key == DESCRIBE_CLUSTER and self._asks_for_controllers(frame, header.body_offset, api_version):
-                self._answer(Slot(corr, api_key, api_version), DescribeClusterResponse(
+                self.answer(Slot(corr, api_key, api_version), DescribeClusterResponse(
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                     error_message="controller endpoints are not served through the proxy"))
                 return
@@ -292,7 +285,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             try:
                 parts, ctx = self.rewriter.request(frame, header, ids_looked_up=looked_up)
             except Refusal as refused:
-                self._answer(Slot(corr, api_key, api_version), refused.response)
+                self.answer(Slot(corr, api_key, api_version), refused.response)
                 return
             except UnknownTopicIds as unknown:
                 self._look_up_topic_ids(frame, unknown.ids)
@@ -380,170 +373,13 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.gate.unblock("looking up topic ids")
         asyncio.get_running_loop().create_task(look_up())
 
-    def _sasl_request(self, frame: memoryview, api_key: int, version: int, corr: int) -> bool:
-        """Serve SASL and refuse what authentication does not allow; True if the request was consumed."""
-        assert self.auth is not None
-        if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
-            if version not in SASL_VERSIONS[api_key]:
-                self.close(f"SASL API {api_key} v{version} is not supported")
-                return True
-            header = parse_request_header(frame)
-            slot = Slot(corr, api_key, version)
-            body = frame[header.body_offset:]
-            if api_key == SASL_HANDSHAKE:
-                self._sasl_handshake(slot, decode(SaslHandshakeRequest, body, version).mechanism)
-            else:
-                self._sasl_authenticate(slot, bytes(decode(SaslAuthenticateRequest, body, version).auth_bytes))
-            return True
-        if not self.auth.authenticated:
-            self.close(f"API {api_key} before authentication")
-            return True
-        if self.auth.expired():
-            self.close("SASL session expired without re-authentication")
-            return True
-        return False
-
-    def _sasl_handshake(self, slot: Slot, mechanism: str) -> None:
-        assert self.auth is not None
-        mechanisms = list(self.auth.mechanisms)
-        try:
-            accepted = self.auth.handshake(mechanism)
-        except IllegalSaslState as exc:
-            self._answer(slot, SaslHandshakeResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE, mechanisms=mechanisms))
-            self.drain(f"SASL: {exc}")
-            return
-        if not accepted:
-            self._answer(slot, SaslHandshakeResponse(error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM,
-                                                     mechanisms=mechanisms))
-            self.drain(f"SASL mechanism {mechanism!r} is not enabled")
-            return
-        self._answer(slot, SaslHandshakeResponse(error_code=0, mechanisms=mechanisms))
-        self._raw_sasl = slot.api_version == 0  # KIP-152: v0 is followed by bare tokens
-
-    def _authenticate_off_loop(self, token: bytes, then: Callable[[bytes | Exception], None]) -> None:
-        """Check a SASL token in a worker thread: PLAIN's scrypt takes ~50 ms, which a flood of logins
-        would otherwise take from every other connection. Requests arriving meanwhile are held."""
-        assert self.auth is not None
-        self._held = []
-        self.gate.block("authenticating")
-        future = asyncio.get_running_loop().run_in_executor(None, self.auth.authenticate, token)
-
-        def done(f: asyncio.Future[bytes]) -> None:
-            self.gate.unblock("authenticating")
-            if self._closed:
-                return
-            held, self._held = self._held or [], None
-            exc = f.exception()
-            then(f.result() if exc is None else exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-            for frame in held:  # in order, behind the answer (held again if the broker connection is opening)
-                if self._closed:
-                    return
-                self._on_request(frame)
-        future.add_done_callback(done)
-
-    def _sasl_authenticate(self, slot: Slot, token: bytes) -> None:
-        assert self.auth is not None
-        first_login = not self.auth.authenticated
-        self.outbox.append(slot)  # its place in the response order, filled when the check is done
-        self._authenticate_off_loop(token, lambda result: self._sasl_authenticated(slot, result, first_login))
-
-    def _sasl_authenticated(self, slot: Slot, result: bytes | Exception, first_login: bool) -> None:
-        assert self.auth is not None
-        if isinstance(result, IllegalSaslState):
-            self._fill(slot, SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
-                                                      error_message=str(result)))
-            self.drain(f"SASL: {result}")
-            return
-        if isinstance(result, AuthenticationFailed):
-            self._fail_login(slot, SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED,
-                                                            error_message=str(result)))
-            return
-        if isinstance(result, Exception):
-            raise result
-        success = SaslAuthenticateResponse(error_code=0, auth_bytes=result,
-                                           session_lifetime_ms=self.auth.session_lifetime_ms())
-        if first_login and self.auth.authenticated:
-            self._admit(lambda: self._fill(slot, success))
-            return
-        self._fill(slot, success)
-        if self.auth.state == "authenticated" and self.auth.principal is not None:
-            log.info("%s re-authenticated as %s", self.peer, self.auth.principal.name)
-
-    def _raw_sasl_token(self, frame: memoryview) -> None:
-        assert self.auth is not None
-        slot = Slot(-1, SASL_AUTHENTICATE, 0)
-        self.outbox.append(slot)
-        self._authenticate_off_loop(bytes(frame), lambda result: self._raw_sasl_authenticated(slot, result))
-
-    def _raw_sasl_authenticated(self, slot: Slot, result: bytes | Exception) -> None:
-        assert self.auth is not None
-        if isinstance(result, (AuthenticationFailed, IllegalSaslState)):
-            self._fail_login(slot, None)  # v0 has no error response: the delay, then the close
-            return
-        if isinstance(result, Exception):
-            raise result
-        answer = result
-
-        def send() -> None:
-            slot.chunks = [INT32.pack(len(answer)) + answer]
-            self._flush()
-        if self.auth.authenticated:
-            self._raw_sasl = False
-            self._admit(send)
-        else:
-            send()
-
-    def _admit(self, send_success: Callable[[], None]) -> None:
-        """Count a login against its tenant's connection limits; answer it (after any wait) or refuse it.
-
-        A refused connection is closed without an answer: clients treat that as a transient failure
-        and reconnect with backoff, whereas a SASL error would be fatal to them.
-        """
-        assert self.auth is not None and self.auth.principal is not None
-        principal = self.auth.principal
-        quotas = self.server.quotas
-        meters = quotas.for_tenant(principal.tenant)
-        refusal = meters.open_connection(principal.name)
-        if refusal is not None:
-            log.warning("refused a connection of %s (tenant %s) from %s: %s", principal.name, principal.tenant.id,
-                        self.peer, refusal)
-            self.close(f"connection limit: {refusal}")
-            return
-        self.throttler = Throttler(meters, principal.name, self.gate, quotas.max_delay)
-        wait = meters.record(CONNECTIONS, principal.name, 1)
-        if wait > quotas.max_delay:
-            log.warning("refused a connection of %s (tenant %s) from %s: connections_per_sec exceeded by %.1f s",
-                        principal.name, principal.tenant.id, self.peer, wait)
-            self.close("connection rate exceeded")
-            return
-
-        def proceed() -> None:
-            if not self._closed:
-                send_success()
-                self._logged_in()
-        if wait > 0:
-            asyncio.get_running_loop().call_later(wait, proceed)
-        else:
-            proceed()
-
-    def _logged_in(self) -> None:
+    def logged_in(self) -> None:
         assert self.auth is not None and self.auth.principal is not None
         tenant = self.auth.principal.tenant
         self.rewriter = Rewriter(tenant.namespace, self.server.topic_ids, tenant.id, tenant.allow_auto_create_topics)
         log.info("%s logged in as %s of tenant %s (%s)", self.peer, self.auth.principal.name, tenant.id,
                  self.auth.principal.mechanism)
         self._start_upstream()
-
-    def _fail_login(self, slot: Slot, response: Message | None) -> None:
-        """Answer a failed login only after a delay, then close: guessing passwords costs time."""
-        log.info("failed login from %s", self.peer)
-        self.gate.block("login failed")
-
-        def answer() -> None:
-            slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)] if response else []
-            self._flush()
-            self.drain("login failed")
-        asyncio.get_running_loop().call_later(self.config.auth_failure_delay_ms / 1000, answer)
 
     def _asks_for_controllers(self, frame: memoryview, body_offset: int, version: int) -> bool:
         if version < 1:
@@ -555,20 +391,20 @@ class ClientConnection(asyncio.BufferedProtocol):
         table = self._table()
         broker = self.upstream.broker_versions if self.upstream else self.server.broker_versions
         if version in table[API_VERSIONS_KEY]:
-            self._answer(Slot(corr, API_VERSIONS_KEY, version), api_versions_response(table, broker))
+            self.answer(Slot(corr, API_VERSIONS_KEY, version), api_versions_response(table, broker))
         else:
             # KIP-511: a client newer than us gets a v0 answer with our ranges and picks a version from it.
             response = api_versions_response(table, None, ErrorCode.UNSUPPORTED_VERSION)
-            self._answer(Slot(corr, API_VERSIONS_KEY, 0), response)
+            self.answer(Slot(corr, API_VERSIONS_KEY, 0), response)
 
-    def _answer(self, slot: Slot, response: Message) -> None:
+    def answer(self, slot: Slot, response: Message) -> None:
         self.outbox.append(slot)
-        self._fill(slot, response)
+        self.fill(slot, response)
 
-    def _fill(self, slot: Slot, response: Message) -> None:
+    def fill(self, slot: Slot, response: Message) -> None:
         """Answer a slot already in the outbox."""
         slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)]
-        self._flush()
+        self.flush()
 
     # -- responses ------------------------------------------------------------------------------------
     def _fill_from_upstream(self, slot: Slot, frame: memoryview) -> None:
@@ -610,19 +446,19 @@ class ClientConnection(asyncio.BufferedProtocol):
             log.debug("throttling %s: API %d v%d for %.0f ms", self.peer, slot.api_key, slot.api_version, left * 1000)
         if left <= 0:
             slot.chunks = chunks
-            self._flush()
+            self.flush()
         elif client_throttles(slot.api_key, slot.api_version):
             slot.chunks = chunks
-            self._flush()
+            self.flush()
             if self.throttler is not None:
                 self.throttler.mute(left)
         else:
             def late() -> None:
                 slot.chunks = chunks
-                self._flush()
+                self.flush()
             asyncio.get_running_loop().call_later(left, late)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self.transport is None or self._closed:
             return
         outbox = self.outbox

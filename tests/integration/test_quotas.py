@@ -21,6 +21,7 @@ from . import loadgen
 from .conftest import TENANT_USERS, client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
 from .rawclient import plain_login
+from .test_java_client import run_java
 
 pytestmark = pytest.mark.integration
 MB = 1_000_000
@@ -127,6 +128,26 @@ def test_fetch_is_held_to_its_quota(quota_proxy):
     print(f"\nfetch quota 1.00 MB/s: measured {measured / MB:.3f} MB/s of values over {RUN - SKIP:.0f} s")
     assert errors == []
     assert measured == pytest.approx(MB, rel=0.10)
+
+
+def test_a_java_consumer_reads_everything_through_throttled_empty_fetches(quota_proxy):
+    # The Java consumer keeps fetch sessions: an empty throttled answer (session 0) must make it start a
+    # new session, not lose its place.
+    alice = client_config(quota_proxy, "alice")
+    topic = unique("quota-java-fetch")
+    create(alice, topic)
+    run = flood(alice, topic, 3)
+    set_quota(quota_proxy, "acme", "--fetch-bytes-per-sec", str(MB))
+    try:
+        start = time.monotonic()
+        out = run_java("consume", quota_proxy.bootstrap, topic, str(len(run["acked"])), login="alice")
+        elapsed = time.monotonic() - start
+    finally:
+        set_quota(quota_proxy, "acme", "--fetch-bytes-per-sec", "0")
+    assert f"OK consumed {len(run['acked'])}" in out
+    print(f"\nJava consumer under 1 MB/s: {len(run['acked']) * len(VALUE) / MB:.1f} MB in {elapsed:.1f} s "
+          "(including the JVM's start)")
+    assert elapsed > len(run["acked"]) * len(VALUE) / MB - 2  # it was held back, not served at full speed
 
 
 def test_request_rate_is_held_to_its_quota(quota_proxy):

@@ -169,6 +169,14 @@ public class ClientScenarios {
         }
     }
 
+    // Consume `count` records of an existing topic from the start in a new group (fetch sessions and all).
+    static void consume(String bootstrap, String topic, int count) throws Exception {
+        try (KafkaConsumer<String, String> c = consumer(bootstrap, "java-read-" + UUID.randomUUID(), Map.of())) {
+            c.subscribe(List.of(topic));
+            System.out.println("OK consumed " + drain(c, count).size());
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String scenario = args[0], bootstrap = args[1], topic = args[2];
         switch (scenario) {
@@ -176,6 +184,7 @@ public class ClientScenarios {
             case "group" -> group(bootstrap, topic, args[3]);
             case "transactions" -> transactions(bootstrap, topic);
             case "admin" -> admin(bootstrap, topic);
+            case "consume" -> consume(bootstrap, topic, Integer.parseInt(args[3]));
             case "mutations" -> mutations(bootstrap, topic, Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException("unknown scenario " + scenario);
         }
