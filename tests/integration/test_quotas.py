@@ -136,7 +136,7 @@ def test_a_java_consumer_reads_everything_through_throttled_empty_fetches(quota_
     alice = client_config(quota_proxy, "alice")
     topic = unique("quota-java-fetch")
     create(alice, topic)
-    run = flood(alice, topic, 3)
+    run = flood(alice, topic, 3, rate=3000)  # about 9 MB: 9 s to read at 1 MB/s
     set_quota(quota_proxy, "acme", "--fetch-bytes-per-sec", str(MB))
     try:
         start = time.monotonic()
