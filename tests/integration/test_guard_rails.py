@@ -15,7 +15,7 @@ import tomli_w
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
-from .conftest import start_proxy, stop_checked, unique
+from .conftest import GROUP_PROTOCOLS, start_proxy, stop_checked, unique
 from .helpers import wait_for
 from .test_java_client import run_java
 
@@ -28,6 +28,8 @@ LIMITS = {
                 "max_retention_ms": 7 * DAY, "default_retention_ms": DAY, "cleanup_policies": ["delete"],
                 "max_storage_bytes": 200_000_000_000},
     "grouped": {"max_groups": 1},
+    "joined-classic": {"max_groups": 1},
+    "joined-consumer": {"max_groups": 1},
     "hasty": {"topic_mutations_per_sec": 0.2},  # a burst of 2 partitions, then one every 5 s
 }
 QUOTAS = {"careful": {"produce_bytes_per_sec": 1_000_000}}
@@ -153,6 +155,20 @@ def test_group_limit(limits_proxy):
         commit(unique("second"))
     assert refused.value.args[0].code() == KafkaError.POLICY_VIOLATION
     commit(first)  # the tenant's existing group still works
+
+
+@pytest.mark.parametrize("protocol", GROUP_PROTOCOLS)
+def test_group_limit_with_kafka_consumer(limits_proxy, protocol):
+    tenant = f"joined-{protocol}"
+    topic = unique("join")
+    assert create(AdminClient(login(limits_proxy, tenant)), NewTopic(topic, 1)) == {topic: None}
+    sasl = f"SCRAM-SHA-512:{tenant}-user:{PASSWORD}"
+    assert run_java("join", limits_proxy.bootstrap, topic, "first", protocol, sasl=sasl).startswith("JOINED")
+    out = run_java("join", limits_proxy.bootstrap, topic, "second", protocol, sasl=sasl)
+    print(f"\n{protocol} consumer joining a second group: {out.strip()}")
+    assert out.startswith("ERROR"), out
+    assert "policy" in out.lower(), out
+    assert run_java("join", limits_proxy.bootstrap, topic, "first", protocol, sasl=sasl).startswith("JOINED")
 
 
 def test_topic_mutation_rate_with_kafka_admin_client(limits_proxy):

@@ -101,6 +101,25 @@ def count_messages(config: dict[str, object], topic: str) -> int:
     return seen
 
 
+def test_a_users_own_quota_holds_it_below_its_tenants(quota_proxy):
+    alicia = client_config(quota_proxy, "alicia")  # acme, like alice, whose traffic stays unlimited
+    topic = unique("quota-user")
+    create(alicia, topic)
+    set_quota(quota_proxy, "acme", "--user", "alicia", "--produce-bytes-per-sec", str(MB // 4))
+    try:
+        held = flood(alicia, topic, RUN)
+        free = flood(client_config(quota_proxy, "alice"), topic, 4)
+    finally:
+        set_quota(quota_proxy, "acme", "--user", "alicia", "--produce-bytes-per-sec", "0")
+    measured = rate_between([t for t, _ in held["acked"]], held["start"] + SKIP, held["start"] + RUN)
+    alice_rate = rate_between([t for t, _ in free["acked"]], free["start"] + 1, free["start"] + 4)
+    print(f"\nuser quota 0.25 MB/s: alicia measured {measured / MB:.3f} MB/s; alice in the same tenant "
+          f"{alice_rate / MB:.1f} MB/s")
+    assert held["errors"] == []
+    assert measured == pytest.approx(MB / 4, rel=0.10)
+    assert alice_rate > 4 * MB  # the override is alicia's alone
+
+
 def test_fetch_is_held_to_its_quota(quota_proxy):
     alice = client_config(quota_proxy, "alice")
     topic = unique("quota-fetch")

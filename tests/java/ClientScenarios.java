@@ -177,6 +177,19 @@ public class ClientScenarios {
         }
     }
 
+    // Join a new group with `protocol` (classic or consumer) and print "JOINED" once assigned, or
+    // "ERROR Exception: message" if the group is refused.
+    static void join(String bootstrap, String topic, String group, String protocol) throws Exception {
+        try (KafkaConsumer<String, String> c = consumer(bootstrap, group, Map.of("group.protocol", protocol))) {
+            c.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (c.assignment().isEmpty() && System.currentTimeMillis() < deadline) c.poll(Duration.ofMillis(200));
+            System.out.println(c.assignment().isEmpty() ? "TIMEOUT" : "JOINED");
+        } catch (KafkaException e) {
+            System.out.println("ERROR " + e.getClass().getSimpleName() + ": " + e.getMessage());
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String scenario = args[0], bootstrap = args[1], topic = args[2];
         switch (scenario) {
@@ -184,6 +197,7 @@ public class ClientScenarios {
             case "group" -> group(bootstrap, topic, args[3]);
             case "transactions" -> transactions(bootstrap, topic);
             case "admin" -> admin(bootstrap, topic);
+            case "join" -> join(bootstrap, topic, args[3], args[4]);
             case "consume" -> consume(bootstrap, topic, Integer.parseInt(args[3]));
             case "mutations" -> mutations(bootstrap, topic, Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException("unknown scenario " + scenario);
