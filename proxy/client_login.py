@@ -119,7 +119,8 @@ class ClientLogin:
                                                             error_message=str(result)))
             return
         if isinstance(result, Exception):
-            raise result
+            self._broken(result)
+            return
         success = SaslAuthenticateResponse(error_code=0, auth_bytes=result,
                                            session_lifetime_ms=self.auth.session_lifetime_ms())
         if first_login and self.auth.authenticated:
@@ -141,7 +142,8 @@ class ClientLogin:
             self._fail(slot, None)  # v0 has no error response: the delay, then the close
             return
         if isinstance(result, Exception):
-            raise result
+            self._broken(result)
+            return
         answer = result
 
         def send() -> None:
@@ -185,6 +187,10 @@ class ClientLogin:
             asyncio.get_running_loop().call_later(wait, proceed)
         else:
             proceed()
+
+    def _broken(self, exc: Exception) -> None:
+        log.error("checking a SASL token from %s failed unexpectedly: %r", self.conn.peer, exc)
+        self.conn.close("internal error during login")
 
     def _fail(self, slot: Slot, response: Message | None) -> None:
         """Answer a failed login only after a delay, then close: guessing passwords costs time."""

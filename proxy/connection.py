@@ -338,6 +338,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             except (UpstreamError, ProtocolError) as exc:
                 self.close(f"cannot check the tenant's limits: {exc}")
                 return
+            except Exception:  # a bug must cost this connection, never leave it held forever
+                log.exception("checking API %d v%d of %s against its limits failed", api_key, version, tenant.id)
+                self.close("internal error while checking the tenant's limits")
+                return
             held = self._held or []
             if verdict.answer is not None:
                 slot = Slot(corr, api_key, version)
