@@ -319,7 +319,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         """Hold a request that a guard rail must check against the tenant's use; True if it was held."""
         if self.auth is None or self.auth.principal is None or frame is self._guarded_frame:
             return False
-        tenant = self.auth.principal.tenant
+        logged_in_as = self.auth.principal.tenant  # limits change on reload without a new login: use the current
+        tenant = self.server.registry.tenants.get(logged_in_as.id, logged_in_as)
         guard = self.server.guard
         if not guard.applies(tenant.limits, api_key):
             return False

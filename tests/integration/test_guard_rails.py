@@ -31,6 +31,7 @@ LIMITS = {
     "joined-classic": {"max_groups": 1},
     "joined-consumer": {"max_groups": 1},
     "hasty": {"topic_mutations_per_sec": 0.2},  # a burst of 2 partitions, then one every 5 s
+    "tightened": {"max_topics": 5},
 }
 QUOTAS = {"careful": {"produce_bytes_per_sec": 1_000_000}}
 
@@ -50,7 +51,9 @@ def limits_proxy(kafka, tmp_path_factory):
         if entry["id"] in QUOTAS:
             entry["quotas"] = QUOTAS[entry["id"]]
     config.write_text(tomli_w.dumps(data))
-    running = start_proxy(kafka, workdir, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT")
+    running = start_proxy(kafka, workdir, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
+                          "--config-poll-seconds", "0.2")
+    running.config = config
     try:
         yield running
     finally:
@@ -180,3 +183,15 @@ def test_topic_mutation_rate_with_kafka_admin_client(limits_proxy):
     assert first.startswith("CREATED"), out
     assert second.startswith("ERROR") and "ThrottlingQuotaExceededException" in second, out
     assert "topic_mutations_per_sec is 0.2" in second, out
+
+
+def test_limits_change_live_for_connected_clients(limits_proxy):
+    admin = AdminClient(login(limits_proxy, "tightened"))  # one client, connected throughout
+    first, second = unique("first"), unique("second")
+    assert create(admin, NewTopic(first, 1)) == {first: None}
+    before = limits_proxy.log_text().count("reloaded")
+    data = tomllib.loads(limits_proxy.config.read_text())
+    next(t for t in data["tenants"] if t["id"] == "tightened")["limits"]["max_topics"] = 1
+    limits_proxy.config.write_text(tomli_w.dumps(data))
+    wait_for(lambda: limits_proxy.log_text().count("reloaded") > before, 10, "the proxy to reload its config")
+    assert_policy(create(admin, NewTopic(second, 1))[second], "max_topics is 1 and the tenant has 1 topics")
