@@ -242,9 +242,14 @@ class KafkaBroker:
 
 
 def _cluster_id() -> str:
+    """A random cluster id as Kafka makes them (Uuid.randomUuid): base64 of 16 bytes, never starting
+    with "-", which the storage tool's argument parser would take for an option (1 run in 64 failed)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _alive(pid: int) -> bool:

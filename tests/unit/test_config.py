@@ -57,3 +57,4 @@ def test_secrets_are_masked_in_the_redacted_view():
                                 "upstream_sasl_username": "svc"}, {"TENANTRY_UPSTREAM_SASL_PASSWORD": "hunter2"})
     assert config.redacted()["upstream_sasl_password"] == "***"
     assert "hunter2" not in repr(config.redacted())
+
