@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from . import loadgen
 from .conftest import TENANT_USERS, client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
-from .rawclient import plain_login
+from .rawclient import call, plain_login
 from .test_java_client import run_java
 
 pytestmark = pytest.mark.integration
@@ -361,3 +361,24 @@ def test_proxy_wide_capacity_is_shared_fairly_between_busy_tenants(kafka, tmp_pa
     assert all(r["errors"] == [] for r in results)
     assert sum(rates) == pytest.approx(MB, rel=0.10)
     assert rates[0] == pytest.approx(rates[1], rel=0.15)
+
+
+def test_old_versions_get_their_responses_held_back_and_kip219_versions_get_a_mute(quota_proxy):
+    """Metadata v5 predates KIP-219: its client does not back off, so the proxy holds the response."""
+    from tenantry.protocol.messages.metadata_request import MetadataRequest
+
+    _, _, password = TENANT_USERS["alicia"]
+    set_quota(quota_proxy, "acme", "--requests-per-sec", "2")
+    sock = plain_login(quota_proxy.bootstrap, "alicia", password)  # login requests are not counted
+    try:
+        throttles, started = [], time.monotonic()
+        for corr in range(10, 16):
+            answer = call(sock, MetadataRequest(topics=[], allow_auto_topic_creation=False), 5, corr)
+            throttles.append(answer.throttle_time_ms)
+        elapsed = time.monotonic() - started
+    finally:
+        sock.close()
+        set_quota(quota_proxy, "acme", "--requests-per-sec", "0")
+    print(f"\nMetadata v5 at 2 requests/s: throttle_time_ms {throttles}, 6 answers in {elapsed:.1f} s")
+    assert throttles[:2] == [0, 0] and all(t > 0 for t in throttles[2:])  # a burst of 2, then in debt
+    assert elapsed >= sum(throttles[2:-1]) / 1000  # each answer waited out its throttle
