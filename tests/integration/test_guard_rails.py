@@ -179,10 +179,11 @@ def test_topic_mutation_rate_with_kafka_admin_client(limits_proxy):
     # tokens and leaves it 1 in debt; the next, on another connection, is refused until the debt clears.
     out = run_java("mutations", limits_proxy.bootstrap, unique("m"), "2", "3",
                    sasl=f"SCRAM-SHA-512:hasty-user:{PASSWORD}")
-    first, second = out.splitlines()[:2]
+    first, second, deleting = out.splitlines()[:3]
     assert first.startswith("CREATED"), out
     assert second.startswith("ERROR") and "ThrottlingQuotaExceededException" in second, out
     assert "topic_mutations_per_sec is 0.2" in second, out
+    assert deleting.startswith("ERROR") and "ThrottlingQuotaExceededException" in deleting, out  # deletes count too
 
 
 def test_limits_change_live_for_connected_clients(limits_proxy):

@@ -167,6 +167,15 @@ public class ClientScenarios {
                         + e.getCause().getMessage());
             }
         }
+        String first = topic + "-0";  // then delete the first, again on a connection of its own
+        try (Admin admin = Admin.create(base(bootstrap))) {
+            admin.deleteTopics(List.of(first), new DeleteTopicsOptions().retryOnQuotaViolation(false))
+                    .all().get(30, TimeUnit.SECONDS);
+            System.out.println("DELETED " + first);
+        } catch (ExecutionException e) {
+            System.out.println("ERROR " + first + " " + e.getCause().getClass().getSimpleName() + ": "
+                    + e.getCause().getMessage());
+        }
     }
 
     // Consume `count` records of an existing topic from the start in a new group (fetch sessions and all).
