@@ -418,16 +418,13 @@ class ClientConnection(asyncio.BufferedProtocol):
         offset = response_body_offset(frame, response_header_version(key, version))
         if slot.settle is not None:
             slot.settle()
-        now = asyncio.get_running_loop().time()
-        if self.throttler is not None and key == FETCH_KEY:
-            slot.throttle_until = max(slot.throttle_until, now + self.throttler.on_fetch_response(len(frame)))
-        ms = round(max(0.0, slot.throttle_until - now) * 1000)
-        at = throttle_offset(key, version)
+        ms = self._throttle_ms(slot, len(frame)) if self.throttler is not None else 0
+        at = throttle_offset(key, version) if ms > 0 else None
         if ms > 0 and at is None and has_throttle_field(key, version):
             frame = rewrite_throttle_field(frame, offset, key, version, ms)
         addresses = Addresses(self.config.advertised_host, self.config.broker_port)
         body = self.rewriter.response(key, version, frame, offset, slot.ctx, addresses)
-        if ms > 0 and at is not None:
+        if at is not None:
             body = overwrite_int32(body, offset - 4 + at, max(ms, read_throttle(frame, offset, key, version)))
         if slot.refused:
             body = merge_refused(key, version, body, offset - 4, slot.refused)
@@ -443,6 +440,14 @@ class ClientConnection(asyncio.BufferedProtocol):
             await new_nodes  # a client may connect to a new broker as soon as it reads this response
             self._release(slot, chunks)
         asyncio.get_running_loop().create_task(after_listeners())
+
+    def _throttle_ms(self, slot: Slot, size: int) -> int:
+        """The proxy's throttle for this response, in ms, counting a Fetch response's bytes first."""
+        assert self.throttler is not None
+        now = asyncio.get_running_loop().time()
+        if slot.api_key == FETCH_KEY:
+            slot.throttle_until = max(slot.throttle_until, now + self.throttler.on_fetch_response(size))
+        return round(max(0.0, slot.throttle_until - now) * 1000)
 
     def _release(self, slot: Slot, chunks: list[Chunk]) -> None:
         """Send a response, applying its throttle as Kafka does for its version (see proxy.throttle)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,7 +266,8 @@ def _response(api_key: int, results: list[Any], throttle: float) -> Message:
     return response
 
 
-def merge_refused(api_key: int, version: int, body: list[Chunk], body_offset: int, refused: list[Any]) -> list[Chunk]:
+def merge_refused(api_key: int, version: int, body: list[Chunk], body_offset: int,
+                  refused: Sequence[Any]) -> list[Chunk]:
     """The broker's (already rewritten) response with the refused items' results added."""
     data = b"".join(bytes(c) for c in body)
     message = decode(RESPONSES[api_key], memoryview(data)[body_offset:], version)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tenantry.protocol.scanner import Chunk
 from tenantry.proxy.rewrite.rewriter import RequestContext
@@ -25,7 +25,7 @@ class Slot(InFlight):
         # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
         # recorded, so the broker's time answering counts towards the delay, as in Kafka.
         self.throttle_until = 0.0
-        self.refused: list[object] = []  # results of items a guard rail refused, added to the response
+        self.refused: Sequence[object] = ()  # results of items a guard rail refused, added to the response
         self.settle: Callable[[], None] | None = None  # tells the guard rails the broker has answered
 
 
