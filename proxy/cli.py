@@ -4,6 +4,7 @@
     tenantry kafka start --dir DIR [--port PORT] [--version V]
     tenantry kafka stop --dir DIR
     tenantry tenant add|list|remove ...   /   tenantry user add|remove|passwd ...
+    tenantry status [--url http://HOST:PORT | --config FILE] [--json]
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"Kafka version (default {DEFAULT_VERSION}; tested: {', '.join(SUPPORTED_VERSIONS)})")
     stop = kafka_sub.add_parser("stop", help="stop the broker started from --dir")
     stop.add_argument("--dir", required=True)
+    status = sub.add_parser("status", help="live tenants, connections and quota use of a running proxy")
+    status.add_argument("--url", default=os.environ.get("TENANTRY_STATUS_URL"),
+                        help="the proxy's metrics_listen, as http://HOST:PORT (env TENANTRY_STATUS_URL)")
+    status.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"),
+                        help="or the proxy's config file, to read metrics_listen from (env TENANTRY_CONFIG)")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
     cli_tenants.add_parsers(sub)
     return parser
 
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "kafka":
         return _kafka(args)
+    if args.command == "status":
+        return _status(args)
     return cli_tenants.run(args)
 
 
@@ -88,8 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
         except (StoreError, RegistryError) as exc:
             print(f"tenantry: invalid tenants in {args.config}: {exc}", file=sys.stderr)
             return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unknown = [t for t in config.probe_tenants if registry is None or t not in registry.tenants]
+    if unknown:
+        print(f"tenantry: probe_tenants: no tenant {', '.join(unknown)} in {args.config}", file=sys.stderr)
+        return 2
+    from tenantry.proxy.logs import configure
+
+    configure(config.log_level, config.log_format)
     import uvloop
 
     try:
@@ -130,6 +144,37 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
         watcher.cancel()
     log.info("shutting down: draining connections for up to %.0fs", config.shutdown_timeout)
     await server.shutdown()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import tomllib
+    import urllib.error
+    import urllib.request
+
+    from tenantry.proxy.status import render
+
+    url = args.url
+    if not url and args.config:
+        try:
+            data = tomllib.loads(Path(args.config).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            print(f"tenantry: cannot read {args.config}: {exc}", file=sys.stderr)
+            return 2
+        listen = data.get("proxy", data).get("metrics_listen", "")
+        url = f"http://{listen.replace('0.0.0.0', '127.0.0.1')}" if listen else ""
+    if not url:
+        print("tenantry: give --url http://HOST:PORT (the proxy's metrics_listen) or a --config that sets "
+              "metrics_listen", file=sys.stderr)
+        return 2
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/status", timeout=10) as answer:
+            status = json.load(answer)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"tenantry: no status from {url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else render(status))
     return 0
 
 

@@ -38,6 +38,8 @@ class ClientAuth:
         self.principal: Principal | None = None
         self._exchange: SaslExchange | None = None
         self._expires_at: float | None = None
+        self.mechanism = ""
+        self.claimed_user: str | None = None  # the last exchange's user name, proven or not
 
     @property
     def authenticated(self) -> bool:
@@ -52,6 +54,7 @@ class ClientAuth:
         if self.principal is not None and mechanism != self.principal.mechanism:
             raise IllegalSaslState("re-authentication must use the same mechanism")
         self._exchange = SaslExchange(self._registry(), mechanism, self._secret)
+        self.mechanism = mechanism
         self.state = AUTHENTICATING
         return True
 
@@ -59,7 +62,10 @@ class ClientAuth:
         """The server's SASL answer; raises AuthenticationFailed or IllegalSaslState."""
         if self.state != AUTHENTICATING or self._exchange is None:
             raise IllegalSaslState("SaslAuthenticate without SaslHandshake")
-        answer = self._exchange.step(token)
+        try:
+            answer = self._exchange.step(token)
+        finally:
+            self.claimed_user = self._exchange.claimed_user
         done = self._exchange.principal
         if done is not None:
             if self.principal is not None and (done.name, done.mechanism) != (self.principal.name,

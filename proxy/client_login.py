@@ -9,7 +9,6 @@ the tenant's max_connections and connections_per_sec before it is answered.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from tenantry.protocol.messages.sasl_handshake_response import SaslHandshakeResp
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import SASL_AUTHENTICATE, SASL_HANDSHAKE
-from tenantry.proxy.client_auth import ClientAuth, IllegalSaslState
+from tenantry.proxy.client_auth import AUTHENTICATED, ClientAuth, IllegalSaslState
 from tenantry.proxy.enforcement import Throttler
 from tenantry.proxy.slot import Slot
 from tenantry.tenants.auth import AuthenticationFailed
@@ -32,7 +31,6 @@ from tenantry.tenants.quotas import CONNECTIONS
 if TYPE_CHECKING:
     from tenantry.proxy.connection import ClientConnection
 
-log = logging.getLogger("tenantry.connection")
 SASL_VERSIONS = {SASL_HANDSHAKE: Versions(0, 1), SASL_AUTHENTICATE: Versions(0, 2)}
 
 
@@ -114,6 +112,7 @@ class ClientLogin:
                                                       error_message=str(result)))
             self.conn.drain(f"SASL: {result}")
             return
+        self._count(result)
         if isinstance(result, AuthenticationFailed):
             self._fail(slot, SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED,
                                                             error_message=str(result)))
@@ -128,7 +127,7 @@ class ClientLogin:
             return
         self.conn.fill(slot, success)
         if self.auth.state == "authenticated" and self.auth.principal is not None:
-            log.info("%s re-authenticated as %s", self.conn.peer, self.auth.principal.name)
+            self.conn.log.info("%s re-authenticated as %s", self.conn.peer, self.auth.principal.name)
 
     def raw_token(self, frame: memoryview) -> None:
         assert self.auth is not None
@@ -138,6 +137,7 @@ class ClientLogin:
 
     def _raw_authenticated(self, slot: Slot, result: bytes | Exception) -> None:
         assert self.auth is not None
+        self._count(result)
         if isinstance(result, (AuthenticationFailed, IllegalSaslState)):
             self._fail(slot, None)  # v0 has no error response: the delay, then the close
             return
@@ -165,17 +165,20 @@ class ClientLogin:
         principal = self.auth.principal
         quotas = self.conn.server.quotas
         meters = quotas.for_tenant(principal.tenant)
+        tenant_stats = self.conn.meter.stats.tenant(principal.tenant.id)
         refusal = meters.open_connection(principal.name)
         if refusal is not None:
-            log.warning("refused a connection of %s (tenant %s) from %s: %s", principal.name, principal.tenant.id,
-                        self.conn.peer, refusal)
+            tenant_stats.connections_refused["max_connections"] += 1
+            self.conn.log.warning("refused a connection of %s (tenant %s) from %s: %s", principal.name,
+                                  principal.tenant.id, self.conn.peer, refusal)
             self.conn.close(f"connection limit: {refusal}")
             return
-        self.conn.throttler = Throttler(meters, principal.name, self.conn.gate, quotas.max_delay)
+        self.conn.throttler = Throttler(meters, principal.name, self.conn.gate, quotas.max_delay, tenant_stats)
         wait = meters.record(CONNECTIONS, principal.name, 1)
         if wait > quotas.max_delay:
-            log.warning("refused a connection of %s (tenant %s) from %s: connections_per_sec exceeded by %.1f s",
-                        principal.name, principal.tenant.id, self.conn.peer, wait)
+            tenant_stats.connections_refused["connections_per_sec"] += 1
+            self.conn.log.warning("refused a connection of %s (tenant %s) from %s: connections_per_sec exceeded "
+                                  "by %.1f s", principal.name, principal.tenant.id, self.conn.peer, wait)
             self.conn.close("connection rate exceeded")
             return
 
@@ -184,21 +187,40 @@ class ClientLogin:
                 send_success()
                 self.conn.logged_in()
         if wait > 0:
+            tenant_stats.throttle_seconds[CONNECTIONS] += wait
+            tenant_stats.throttled[CONNECTIONS] += 1
             asyncio.get_running_loop().call_later(wait, proceed)
         else:
             proceed()
 
+    def _count(self, result: bytes | Exception) -> None:
+        """Count a finished SASL exchange (or a failed step) by mechanism, under the user's tenant if known."""
+        assert self.auth is not None
+        if isinstance(result, bytes) and self.auth.state != AUTHENTICATED:
+            return  # a SCRAM round in the middle of the exchange
+        outcome = "success" if isinstance(result, bytes) else "failure"
+        tenant_id = ""
+        if self.auth.principal is not None:
+            tenant_id = self.auth.principal.tenant.id
+        elif self.auth.claimed_user and (found := self.conn.server.registry.lookup(self.auth.claimed_user)):
+            tenant_id = found[0].id
+        self.conn.meter.stats.tenant(tenant_id).authentications[(self.auth.mechanism, outcome)] += 1
+
     def _broken(self, exc: Exception) -> None:
-        log.error("checking a SASL token from %s failed unexpectedly: %r", self.conn.peer, exc)
+        self.conn.log.error("checking a SASL token from %s failed unexpectedly: %r", self.conn.peer, exc)
         self.conn.close("internal error during login")
 
     def _fail(self, slot: Slot, response: Message | None) -> None:
         """Answer a failed login only after a delay, then close: guessing passwords costs time."""
-        log.info("failed login from %s", self.conn.peer)
+        self.conn.log.info("failed login from %s", self.conn.peer)
         self.conn.gate.block("login failed")
 
         def answer() -> None:
-            slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)] if response else []
+            slot.chunks = []
+            if response is not None:
+                frame = response_frame(response, slot.api_version, slot.client_corr)
+                self.conn.count_errors(slot, frame)
+                slot.chunks = [frame]
             self.conn.flush()
             self.conn.drain("login failed")
         asyncio.get_running_loop().call_later(self.conn.config.auth_failure_delay_ms / 1000, answer)

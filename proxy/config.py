@@ -87,6 +87,27 @@ class ProxyConfig:
     quota_idle_seconds: float = field(default=120.0, metadata=_opt(
         "A tenant with no produce or fetch traffic for this long is left out of the tuning."))
     log_level: str = field(default="INFO", metadata=_opt("DEBUG, INFO, WARNING or ERROR."))
+    log_format: str = field(default="text", metadata=_opt(
+        "text, or json for one JSON object per line with tenant, user, client_id and peer fields."))
+    metrics_listen: str = field(default="", metadata=_opt(
+        "host:port of the HTTP listener for /metrics, /healthz, /readyz and /status (empty: off). It "
+        "names every tenant: keep it on an operators' network."))
+    metrics_label_limit: int = field(default=0, metadata=_opt(
+        "Also count traffic by client id and by produced topic, for at most this many of each per tenant "
+        "(the rest as 'other'); 0 keeps those labels off."))
+    health_check_interval_seconds: float = field(default=5.0, metadata=_opt(
+        "How often the proxy logs in to each upstream broker to check it, for /readyz and the "
+        "tenantry_upstream_up metric."))
+    max_connection_age_seconds: float = field(default=0.0, metadata=_opt(
+        "Close a client connection (after its in-flight requests) once it is this old, so clients "
+        "spread over new replicas after a scale-out; 0: no limit."))
+    max_connection_age_jitter: float = field(default=0.2, metadata=_opt(
+        "Each connection's age limit is shortened by a random fraction up to this, so reconnections spread."))
+    probe_tenants: list[str] = field(default_factory=list, metadata=_opt(
+        "Tenants to probe end to end: the proxy produces and consumes through its own listener as a "
+        "hidden user of each, and exports availability and latency (comma-separated)."))
+    probe_interval_seconds: float = field(default=10.0, metadata=_opt(
+        "Seconds between two end-to-end probe messages of a tenant."))
 
     @property
     def tenants_enabled(self) -> bool:
@@ -222,9 +243,20 @@ def validate(config: ProxyConfig) -> ProxyConfig:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
     for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms",
                  "config_poll_seconds", "capacity_produce_bytes_per_sec", "capacity_fetch_bytes_per_sec",
-                 "capacity_connections_per_sec", "quota_idle_seconds"):
+                 "capacity_connections_per_sec", "quota_idle_seconds", "max_connection_age_seconds",
+                 "metrics_label_limit"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
+    if config.metrics_listen:
+        split_host_port(config.metrics_listen, "metrics_listen")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format: {config.log_format!r} is not text or json")
+    if not 0 <= config.max_connection_age_jitter < 1:
+        raise ConfigError(f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1")
+    if config.health_check_interval_seconds <= 0 or config.probe_interval_seconds <= 0:
+        raise ConfigError("health_check_interval_seconds and probe_interval_seconds must be positive")
+    if config.probe_tenants and not config.tenants_enabled:
+        raise ConfigError("probe_tenants: probes log in as a tenant's user, so they need a SASL listener")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
     return config

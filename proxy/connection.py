@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections import deque
 from typing import TYPE_CHECKING, cast
@@ -45,6 +46,7 @@ from tenantry.proxy.client_login import SASL_VERSIONS, ClientLogin
 from tenantry.proxy.enforcement import FETCH_KEY, PRODUCE_KEY, Throttler
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.guard import Verdict, merge_refused
+from tenantry.proxy.logs import ConnectionLog
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, Rewriter, UnknownTopicIds
@@ -58,6 +60,7 @@ from tenantry.proxy.throttle import (
     rewrite_throttle_field,
     throttle_offset,
 )
+from tenantry.proxy.traffic import TrafficMeter, now
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
 from tenantry.tenants.quotas import PRODUCE
 
@@ -81,6 +84,12 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.upstream: UpstreamConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.client_id: str | None = None
+        self.log_context: dict[str, str] = {}
+        self.log = ConnectionLog(log, self.log_context)
+        self.meter = TrafficMeter(server.stats)
+        self._counted = not self.config.tenants_enabled  # in the tenant's connection counts (after login)
+        self._age_limit: asyncio.TimerHandle | None = None
         self.auth: ClientAuth | None = None
         self.login: ClientLogin | None = None
         self.rewriter: Rewriter | None = None
@@ -94,7 +103,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._closed = False
         self.done = asyncio.get_running_loop().create_future()
         if self.config.tenants_enabled:
-            self.auth = ClientAuth(lambda: server.registry, self.config.sasl_enabled_mechanisms,
+            self.auth = ClientAuth(server.login_registry, self.config.sasl_enabled_mechanisms,
                                    self.config.sasl_session_lifetime_ms, server.secret)
             self.login = ClientLogin(self, self.auth)
         else:
@@ -110,11 +119,20 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.gate.attach(self.transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.log_context["peer"] = self.peer
         self.server.connections.add(self)
+        self.server.stats.accepted += 1
+        if self._counted:
+            self.meter.tenant.connections_opened += 1
         wait = self.server.quotas.accept_delay()
         if wait > self.server.quotas.max_delay:
+            self.meter.tenant.connections_refused["capacity_connections_per_sec"] += 1
             self.close("the proxy's connection rate (capacity_connections_per_sec) is exceeded")
             return
+        age = self.config.max_connection_age_seconds
+        if age > 0:  # jitter spreads the reconnections, so a fleet of clients does not move at once
+            age *= 1 - random.uniform(0, self.config.max_connection_age_jitter)
+            self._age_limit = asyncio.get_running_loop().call_later(age, self._aged_out)
         if wait > 0:  # as Kafka delays accepting (KIP-612): nothing is read until then
             self.gate.block("connection rate")
             asyncio.get_running_loop().call_later(wait, self.gate.unblock, "connection rate")
@@ -144,6 +162,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._closed = True
         self.input.close()
         self.server.connections.discard(self)
+        self.meter.closed(self._counted)
+        if self._age_limit is not None:
+            self._age_limit.cancel()
         if self.upstream is not None:
             self.upstream.owner = None
             self.upstream.close()
@@ -182,10 +203,11 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def on_upstream_response(self, entry: object, frame: memoryview) -> None:
         assert isinstance(entry, Slot)
+        entry.received = now()
         try:
             self._fill_from_upstream(entry, frame)
         except Leak as exc:
-            log.error("dropped a response to %s for %s: %s", self.principal_name, self.peer, exc)
+            self.log.error("dropped a response to %s for %s: %s", self.principal_name, self.peer, exc)
             self.close("response would have leaked another tenant's name")
         except ProtocolError as exc:
             self.close(f"broker response to API {entry.api_key} v{entry.api_version} is malformed: {exc}")
@@ -243,6 +265,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             return
         try:
             api_key, api_version, corr = peek_request_header(frame)
+            self.meter.request(api_key, len(frame) + 4)
             if api_key == API_VERSIONS_KEY:
                 self._answer_api_versions(api_version, corr)
                 return
@@ -261,6 +284,11 @@ class ClientConnection(asyncio.BufferedProtocol):
                 self.close(f"API {api_key} v{api_version} is not offered by this proxy")
                 return
             header = parse_request_header(frame)
+            if self.client_id is None and header.client_id:
+                self.client_id = self.log_context["client_id"] = header.client_id
+            self.meter.client_id(header.client_id, len(frame) + 4)
+            if api_key == PRODUCE_KEY and frame is not self._ids_looked_up_for:
+                self.meter.produced(api_version, frame, header.body_offset)
             if api_key == DESCRIBE_CLUSTER and self._asks_for_controllers(frame, header.body_offset, api_version):
                 self.answer(Slot(corr, api_key, api_version), DescribeClusterResponse(
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
@@ -311,6 +339,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             assert self.throttler is not None
             self.throttler.mute(throttle)
         self.outbox.append(slot)
+        slot.sent = now()
         self.upstream.forward(parts, slot)
         if len(self.outbox) >= self.config.max_in_flight:
             self.gate.block("too many in flight")
@@ -340,15 +369,20 @@ class ClientConnection(asyncio.BufferedProtocol):
                 self.close(f"cannot check the tenant's limits: {exc}")
                 return
             except Exception:  # a bug must cost this connection, never leave it held forever
-                log.exception("checking API %d v%d of %s against its limits failed", api_key, version, tenant.id)
+                self.log.exception("checking API %d v%d of %s against its limits failed", api_key, version, tenant.id)
                 self.close("internal error while checking the tenant's limits")
                 return
             held = self._held or []
+            if verdict.throttle > 0:
+                self.meter.tenant.throttle_seconds["topic_mutations"] += verdict.throttle
+                self.meter.tenant.throttled["topic_mutations"] += 1
             if verdict.answer is not None:
                 slot = Slot(corr, api_key, version)
                 slot.throttle_until = asyncio.get_running_loop().time() + verdict.throttle
                 self.outbox.append(slot)
-                self._release(slot, [response_frame(verdict.answer, version, corr)])
+                answer = response_frame(verdict.answer, version, corr)
+                self.count_errors(slot, answer)
+                self._release(slot, [answer])
                 self._held = held[1:]
             else:
                 assert verdict.request is not None
@@ -382,8 +416,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         assert self.auth is not None and self.auth.principal is not None
         tenant = self.auth.principal.tenant
         self.rewriter = Rewriter(tenant.namespace, self.server.topic_ids, tenant.id, tenant.allow_auto_create_topics)
-        log.info("%s logged in as %s of tenant %s (%s)", self.peer, self.auth.principal.name, tenant.id,
-                 self.auth.principal.mechanism)
+        self.log_context.update(tenant=tenant.id, user=self.auth.principal.name)
+        namespace, topic_ids = tenant.namespace, self.server.topic_ids
+
+        def topic_name_of(topic_id: uuid.UUID) -> str | None:
+            name = topic_ids.name_of(topic_id)
+            return namespace.from_cluster(name) if name else None
+        self.meter.logged_in(tenant.id, topic_name_of)
+        self._counted = True
+        self.log.info("%s logged in as %s of tenant %s (%s)", self.peer, self.auth.principal.name, tenant.id,
+                      self.auth.principal.mechanism)
         self._start_upstream()
 
     def _asks_for_controllers(self, frame: memoryview, body_offset: int, version: int) -> bool:
@@ -408,8 +450,17 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def fill(self, slot: Slot, response: Message) -> None:
         """Answer a slot already in the outbox."""
-        slot.chunks = [response_frame(response, slot.api_version, slot.client_corr)]
+        frame = response_frame(response, slot.api_version, slot.client_corr)
+        self.count_errors(slot, frame)
+        self.meter.answered(slot.api_key, slot, len(frame))
+        slot.chunks = [frame]
         self.flush()
+
+    def count_errors(self, slot: Slot, frame: bytes) -> None:
+        """Count the error codes of an answer the proxy made itself (a size-prefixed frame)."""
+        body = memoryview(frame)[4:]
+        self.meter.errors(slot.api_key, slot.api_version, body,
+                          response_body_offset(body, response_header_version(slot.api_key, slot.api_version)))
 
     # -- responses ------------------------------------------------------------------------------------
     def _fill_from_upstream(self, slot: Slot, frame: memoryview) -> None:
@@ -418,6 +469,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         offset = response_body_offset(frame, response_header_version(key, version))
         if slot.settle is not None:
             slot.settle()
+        self.meter.errors(key, version, frame, offset)
+        self.meter.refused(key, len(slot.refused))
         ms = self._throttle_ms(slot, len(frame)) if self.throttler is not None else 0
         at = throttle_offset(key, version) if ms > 0 else None
         if ms > 0 and at is None and has_throttle_field(key, version):
@@ -451,9 +504,10 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _release(self, slot: Slot, chunks: list[Chunk]) -> None:
         """Send a response, applying its throttle as Kafka does for its version (see proxy.throttle)."""
+        self.meter.answered(slot.api_key, slot, sum(len(c) for c in chunks))
         left = slot.throttle_until - asyncio.get_running_loop().time()
         if left > 0:
-            log.debug("throttling %s: API %d v%d for %.0f ms", self.peer, slot.api_key, slot.api_version, left * 1000)
+            self.log.debug("throttling API %d v%d for %.0f ms", slot.api_key, slot.api_version, left * 1000)
         if left <= 0:
             slot.chunks = chunks
             self.flush()
@@ -488,12 +542,19 @@ class ClientConnection(asyncio.BufferedProtocol):
         if not self.outbox:
             self.close(reason)
 
+    def _aged_out(self) -> None:
+        self._age_limit = None
+        self.meter.tenant.connections_aged_out += 1
+        self.drain("max_connection_age_seconds reached: the client reconnects, perhaps to another replica")
+        # A response that never comes must not keep the connection past its age for long.
+        asyncio.get_running_loop().call_later(self.config.shutdown_timeout, self.abort)
+
     def close(self, reason: str) -> None:
         if self._closed:
             return
         self._closed = True
         level = logging.DEBUG if reason in ("drained", "client closed its side") else logging.INFO
-        log.log(level, "closing connection from %s: %s", self.peer, reason)
+        self.log.log(level, "closing connection from %s: %s", self.peer, reason)
         if self.transport is not None:
             self.transport.close()
         if self.upstream is not None:

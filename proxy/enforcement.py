@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tenantry.proxy.flow import ReadGate
+from tenantry.proxy.stats import TenantStats
 from tenantry.tenants.quotas import FETCH, PRODUCE, REQUESTS, Meters
 
 PRODUCE_KEY, FETCH_KEY = 0, 1
@@ -18,8 +19,10 @@ class Throttler:
     that follow, so no single response waits longer than a client's request timeout allows.
     """
 
-    def __init__(self, meters: Meters, user: str, gate: ReadGate, max_delay: float) -> None:
+    def __init__(self, meters: Meters, user: str, gate: ReadGate, max_delay: float,
+                 stats: TenantStats | None = None) -> None:
         self.meters = meters
+        self.stats = stats
         self.user = user
         self.gate = gate
         self.max_delay = max_delay
@@ -27,17 +30,26 @@ class Throttler:
         self._unmute: asyncio.TimerHandle | None = None
 
     def on_request(self, api_key: int, size: int) -> float:
-        delay = self.meters.record(REQUESTS, self.user, 1)
-        if api_key == PRODUCE_KEY:
-            delay = max(delay, self.meters.record(PRODUCE, self.user, size))
-        return min(delay, self.max_delay)
+        delay, quota = self.meters.record(REQUESTS, self.user, 1), REQUESTS
+        if api_key == PRODUCE_KEY and (produce := self.meters.record(PRODUCE, self.user, size)) > delay:
+            delay, quota = produce, PRODUCE
+        return self._charge(quota, delay)
 
     def fetch_debt(self) -> float:
         """Above 0, the tenant owes fetch bandwidth: answer the Fetch empty, with this delay."""
-        return min(self.meters.debt(FETCH, self.user), self.max_delay)
+        debt = self.meters.debt(FETCH, self.user)
+        return self._charge(FETCH, debt) if debt > 0 else 0.0
 
     def on_fetch_response(self, size: int) -> float:
-        return min(self.meters.record(FETCH, self.user, size), self.max_delay)
+        return self._charge(FETCH, self.meters.record(FETCH, self.user, size))
+
+    def _charge(self, quota: str, delay: float) -> float:
+        """The delay, capped; counted as throttle time of `quota` (summed over the tenant's requests)."""
+        delay = min(delay, self.max_delay)
+        if delay > 0 and self.stats is not None:
+            self.stats.throttle_seconds[quota] += delay
+            self.stats.throttled[quota] += 1
+        return delay
 
     def mute(self, seconds: float) -> None:
         """Stop reading from the client for `seconds` (or until an earlier mute ends, if later)."""

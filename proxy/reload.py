@@ -28,8 +28,11 @@ def reload_tenants(server: ProxyServer, path: Path) -> bool:
         new = load_registry(path)
     except (StoreError, RegistryError) as exc:
         log.error("config reload refused, keeping the last good tenants: %s", exc)
+        server.stats.reloads["refused"] += 1
         return False
     old, server.registry = server.registry, new
+    server.stats.reloads["ok"] += 1
+    server.stats.forget_tenants(set(new.tenants))
     server.quotas.reconfigure(new)  # quotas change live, without closing anyone's connections
     closed = 0
     for conn in list(server.connections):

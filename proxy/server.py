@@ -17,12 +17,18 @@ from collections.abc import Awaitable
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from tenantry.protocol.schema import Versions
-from tenantry.proxy.config import ProxyConfig
+from tenantry.proxy import monitor
+from tenantry.proxy.admin_http import AdminListener
+from tenantry.proxy.config import ProxyConfig, split_host_port
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.guard import Guard
+from tenantry.proxy.health import Health
 from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.monitor import UsageWindow
+from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
+from tenantry.proxy.stats import BOOTSTRAP, Stats
 from tenantry.proxy.tls import server_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
 from tenantry.tenants.registry import Registry
@@ -49,7 +55,14 @@ class ProxyServer:
         self.tls = server_context(config)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
-        self._tuner: asyncio.Task[None] | None = None
+        self.stats = Stats(config.metrics_label_limit)
+        self.draining = False  # SIGTERM: /readyz says no, so load balancers stop sending clients
+        self.health = Health(self)
+        self.usage = UsageWindow(self.quotas)
+        self.admin: AdminListener | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.probe = Probe(self) if config.probe_tenants else None
+        self._login_registry: tuple[Registry, Registry] | None = None  # (config's, with probe users)
 
     async def start(self) -> None:
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
@@ -59,7 +72,21 @@ class ProxyServer:
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
             reuse_address=True, ssl=self.tls)
         log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
-        self._tuner = loop.create_task(self.quotas.run_tuner())
+        self._tasks = [loop.create_task(coro) for coro in (
+            self.quotas.run_tuner(), self.health.run(), monitor.watch(self.stats, self.usage))]
+        if self.probe is not None:
+            self._tasks.append(loop.create_task(self.probe.run()))
+        if self.config.metrics_listen:
+            self.admin = AdminListener(self)
+            await self.admin.start(*split_host_port(self.config.metrics_listen, "metrics_listen"))
+
+    def login_registry(self) -> Registry:
+        """The users clients may log in as: the config's, plus the end-to-end probe's own."""
+        if self.probe is None:
+            return self.registry
+        if self._login_registry is None or self._login_registry[0] is not self.registry:
+            self._login_registry = (self.registry, self.registry.with_users(self.probe.users))
+        return self._login_registry[1]
 
     async def refresh_brokers(self) -> None:
         """Ask the upstream which brokers exist and open a listener for each."""
@@ -124,7 +151,7 @@ class ProxyServer:
             for _ in range(len(self.config.upstream)):
                 host, port = next(self._bootstrap_cycle)
                 try:
-                    return await UpstreamConnection.open(self.config, self.memory, host, port, owner)
+                    return await self._open_counted(BOOTSTRAP, host, port, owner)
                 except UpstreamError as exc:
                     errors.append(str(exc))
             raise UpstreamError("no upstream bootstrap server answered: " + "; ".join(errors))
@@ -133,13 +160,25 @@ class ProxyServer:
         address = self.brokers.get(node_id)
         if address is None:
             raise UpstreamError(f"the upstream cluster has no broker {node_id}")
-        return await UpstreamConnection.open(self.config, self.memory, address[0], address[1], owner)
+        return await self._open_counted(str(node_id), address[0], address[1], owner)
+
+    async def _open_counted(self, broker: str, host: str, port: int, owner: UpstreamOwner | None) -> UpstreamConnection:
+        stats = self.stats.brokers[broker]
+        try:
+            conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner)
+        except UpstreamError:
+            stats.errors["connect"] += 1
+            raise
+        stats.connects += 1
+        conn.broker, conn.stats = broker, stats
+        return conn
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""
         self._stopping = True
-        if self._tuner is not None:
-            self._tuner.cancel()
+        self.draining = True
+        for task in self._tasks:
+            task.cancel()
         for server in self.listeners.values():
             server.close()
         connections = list(self.connections)
@@ -154,4 +193,6 @@ class ProxyServer:
                 log.warning("%d connections still had requests in flight at the shutdown deadline", len(late))
         for server in self.listeners.values():
             await server.wait_closed()
+        if self.admin is not None:  # last: /readyz says "draining" to the end
+            await self.admin.stop()
         log.info("proxy stopped")

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 
 from tenantry.protocol.scanner import Chunk
 from tenantry.proxy.rewrite.rewriter import RequestContext
-from tenantry.proxy.upstream import InFlight
+from tenantry.proxy.traffic import Timed
 
 
-class Slot(InFlight):
+class Slot(Timed):
     """A request's place in the response order, filled when its response is ready."""
 
     __slots__ = ("api_key", "api_version", "chunks", "client_corr", "ctx", "refused", "settle", "throttle_until")

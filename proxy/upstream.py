@@ -31,6 +31,7 @@ from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.sasl_client import sasl_client
+from tenantry.proxy.stats import BrokerStats
 
 log = logging.getLogger("tenantry.upstream")
 CLIENT_ID = "tenantry-proxy"
@@ -85,6 +86,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._reauth_due = False
         self.reauthenticating = False
         self.closed = False
+        self.broker = ""  # the metrics' label: a node id, or "bootstrap"
+        self.stats: BrokerStats | None = None
+        self._closed_by_proxy = False
 
     @classmethod
     async def open(cls, config: ProxyConfig, memory: MemoryBudget, host: str, port: int,
@@ -128,6 +132,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             if isinstance(entry, _OwnRequest) and not entry.future.done():
                 entry.future.set_exception(UpstreamError("broker closed the connection"))
         self.pending.clear()
+        if self.stats is not None and not self._closed_by_proxy:
+            self.stats.errors["lost"] += 1
         if self.owner is not None:
             self.owner.on_upstream_lost(f"broker closed the connection ({exc})" if exc else
                                         "broker closed the connection")
@@ -257,6 +263,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     # -- closing --------------------------------------------------------------------------------------
     def _fail(self, reason: str) -> None:
         log.warning("closing broker connection: %s", reason)
+        if self.stats is not None:
+            self.stats.errors["failed"] += 1
         self.close()
 
     def pause_reading(self) -> None:
@@ -266,5 +274,6 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.gate.unblock("client congested")
 
     def close(self) -> None:
+        self._closed_by_proxy = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()

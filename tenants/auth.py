@@ -74,11 +74,17 @@ class SaslExchange:
         self.principal = self._principal(self._username)
         return final
 
+    @property
+    def claimed_user(self) -> str | None:
+        """The user name the client gave (not yet proven), for attributing failed logins in metrics."""
+        return self._username
+
     def _plain(self, token: bytes) -> bytes:
         parts = token.split(b"\0")
         if len(parts) != 3:
             raise AuthenticationFailed()
         authzid, authcid, password = (p.decode("utf-8", errors="replace") for p in parts)
+        self._username = authcid
         found = self.registry.lookup(authcid)
         credential = found[1].credentials.get("PLAIN") if found else None
         if not isinstance(credential, PlainCredential):

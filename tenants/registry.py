@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenantry.tenants.credentials import (
@@ -68,6 +68,15 @@ class Registry:
                     raise RegistryError(f"user {user.name}: belongs to tenants {self._principals[user.name][0].id} "
                                         f"and {tenant.id}; a user belongs to exactly one tenant")
                 self._principals[user.name] = (tenant, user)
+
+    def with_users(self, extra: dict[str, User]) -> Registry:
+        """A copy with more users (tenant id -> user) that the config file does not list."""
+        tenants = dict(self.tenants)
+        for tenant_id, user in extra.items():
+            tenant = tenants.get(tenant_id)
+            if tenant is not None:
+                tenants[tenant_id] = replace(tenant, users={**tenant.users, user.name: user})
+        return Registry(tenants)
 
     def lookup(self, username: str) -> tuple[Tenant, User] | None:
         return self._principals.get(username)

@@ -36,10 +36,12 @@ ENTITY_OVERRIDES.update({
 
 
 def entity_for(message: str, path: str, name: str, type_: str, declared: str | None) -> str | None:
-    """The entity a field names: the hand-checked list first, then the schema's mark, then two rules.
+    """The entity a field names: the hand-checked list first, then the schema's mark, then four rules.
 
     Topic ids are never marked in the schemas, and broker error messages quote names the proxy must
     translate, so every uuid field called TopicId and every ErrorMessage string get an entity too.
+    Metrics count error codes and the records in record batches without decoding, so every int16
+    ErrorCode and every records field is marked as well.
     """
     if (message, path) in ENTITY_OVERRIDES:
         return ENTITY_OVERRIDES[(message, path)]
@@ -49,4 +51,8 @@ def entity_for(message: str, path: str, name: str, type_: str, declared: str | N
         return "topicId"
     if name == "ErrorMessage" and type_ == "string":
         return "errorMessage"
+    if name == "ErrorCode" and type_ == "int16":
+        return "errorCode"
+    if type_ == "records":
+        return "records"
     return None

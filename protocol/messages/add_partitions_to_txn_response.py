@@ -69,7 +69,7 @@ class AddPartitionsToTxnResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('3+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('4+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('4+'), default=0, entity='errorCode'),
         Field('results_by_transaction', 'ResultsByTransaction', 'struct', Versions.parse('4+'), array=True, struct=AddPartitionsToTxnResult),
         Field('results_by_topic_v3_and_below', 'ResultsByTopicV3AndBelow', 'struct', Versions.parse('0-3'), array=True, struct=AddPartitionsToTxnTopicResult),
     )

@@ -27,7 +27,7 @@ class AllocateProducerIdsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('producer_id_start', 'ProducerIdStart', 'int64', Versions.parse('0+'), default=0, entity='producerId'),
         Field('producer_id_len', 'ProducerIdLen', 'int32', Versions.parse('0+'), default=0),
     )

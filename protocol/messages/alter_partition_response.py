@@ -26,7 +26,7 @@ class PartitionData(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('leader_id', 'LeaderId', 'int32', Versions.parse('0+'), default=0, entity='brokerId'),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('isr', 'Isr', 'int32', Versions.parse('0+'), array=True, entity='brokerId'),
@@ -64,6 +64,6 @@ class AlterPartitionResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=TopicData),
     )

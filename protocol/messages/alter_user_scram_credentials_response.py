@@ -22,7 +22,7 @@ class AlterUserScramCredentialsResult(Struct):
 
     FIELDS = (
         Field('user', 'User', 'string', Versions.parse('0+'), default=''),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
     )
 

@@ -77,7 +77,7 @@ class ApiVersionsResponse(Message):
     VALID_VERSIONS = Versions.parse('0-4')
     FLEXIBLE_VERSIONS = Versions.parse('3+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('api_keys', 'ApiKeys', 'struct', Versions.parse('0+'), array=True, struct=ApiVersion),
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
         Field('supported_features', 'SupportedFeatures', 'struct', Versions.parse('3+'), array=True, struct=SupportedFeatureKey, tagged=Versions.parse('3+'), tag=0),

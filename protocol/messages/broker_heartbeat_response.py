@@ -28,7 +28,7 @@ class BrokerHeartbeatResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('is_caught_up', 'IsCaughtUp', 'bool', Versions.parse('0+'), default=False),
         Field('is_fenced', 'IsFenced', 'bool', Versions.parse('0+'), default=True),
         Field('should_shut_down', 'ShouldShutDown', 'bool', Versions.parse('0+'), default=False),

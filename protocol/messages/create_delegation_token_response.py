@@ -33,7 +33,7 @@ class CreateDelegationTokenResponse(Message):
     VALID_VERSIONS = Versions.parse('1-3')
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('principal_type', 'PrincipalType', 'string', Versions.parse('0+'), default=''),
         Field('principal_name', 'PrincipalName', 'string', Versions.parse('0+'), default=''),
         Field('token_requester_principal_type', 'TokenRequesterPrincipalType', 'string', Versions.parse('3+'), default=''),

@@ -48,7 +48,7 @@ class CreatableTopicResult(Struct):
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0+'), default='', entity='topicName'),
         Field('topic_id', 'TopicId', 'uuid', Versions.parse('7+'), default=ZERO_UUID, entity='topicId'),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('1+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('topic_config_error_code', 'TopicConfigErrorCode', 'int16', Versions.parse('5+'), tagged=Versions.parse('5+'), tag=0, default=0),
         Field('num_partitions', 'NumPartitions', 'int32', Versions.parse('5+'), default=-1),

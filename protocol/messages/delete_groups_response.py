@@ -21,7 +21,7 @@ class DeletableGroupResult(Struct):
 
     FIELDS = (
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
     )
 
 

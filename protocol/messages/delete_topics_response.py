@@ -24,7 +24,7 @@ class DeletableTopicResult(Struct):
     FIELDS = (
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('6+'), default='', entity='topicName'),
         Field('topic_id', 'TopicId', 'uuid', Versions.parse('6+'), default=ZERO_UUID, entity='topicId'),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('5+'), nullable=Versions.parse('5+'), default_null=True, entity='errorMessage'),
     )
 

@@ -69,7 +69,7 @@ class DescribeClientQuotasResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('1+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('entries', 'Entries', 'struct', Versions.parse('0+'), array=True, struct=EntryData, nullable=Versions.parse('0+')),
     )

@@ -65,7 +65,7 @@ class DescribeConfigsResult(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('resource_type', 'ResourceType', 'int8', Versions.parse('0+'), default=0),
         Field('resource_name', 'ResourceName', 'string', Versions.parse('0+'), default=''),

@@ -69,7 +69,7 @@ class DescribeDelegationTokenResponse(Message):
     VALID_VERSIONS = Versions.parse('1-3')
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('tokens', 'Tokens', 'struct', Versions.parse('0+'), array=True, struct=DescribedDelegationToken),
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
     )

@@ -56,7 +56,7 @@ class DescribeLogDirsResult(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('log_dir', 'LogDir', 'string', Versions.parse('0+'), default=''),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=DescribeLogDirsTopic),
         Field('total_bytes', 'TotalBytes', 'int64', Versions.parse('4+'), default=-1),
@@ -80,6 +80,6 @@ class DescribeLogDirsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('3+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('3+'), default=0, entity='errorCode'),
         Field('results', 'Results', 'struct', Versions.parse('0+'), array=True, struct=DescribeLogDirsResult),
     )

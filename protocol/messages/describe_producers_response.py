@@ -45,7 +45,7 @@ class PartitionResponse(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('active_producers', 'ActiveProducers', 'struct', Versions.parse('0+'), array=True, struct=ProducerState),
     )

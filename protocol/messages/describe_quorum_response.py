@@ -47,7 +47,7 @@ class PartitionData(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('2+'), nullable=Versions.parse('2+'), default='', entity='errorMessage'),
         Field('leader_id', 'LeaderId', 'int32', Versions.parse('0+'), default=0, entity='brokerId'),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
@@ -116,7 +116,7 @@ class DescribeQuorumResponse(Message):
     VALID_VERSIONS = Versions.parse('0-2')
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('2+'), nullable=Versions.parse('2+'), default='', entity='errorMessage'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=TopicData),
         Field('nodes', 'Nodes', 'struct', Versions.parse('2+'), array=True, struct=Node),

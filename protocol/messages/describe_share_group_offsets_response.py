@@ -28,7 +28,7 @@ class DescribeShareGroupOffsetsResponsePartition(Struct):
         Field('start_offset', 'StartOffset', 'int64', Versions.parse('0+'), default=0),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
         Field('lag', 'Lag', 'int64', Versions.parse('1+'), default=-1),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
     )
 
@@ -62,7 +62,7 @@ class DescribeShareGroupOffsetsResponseGroup(Struct):
     FIELDS = (
         Field('group_id', 'GroupId', 'string', Versions.parse('0+'), default='', entity='groupId'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=DescribeShareGroupOffsetsResponseTopic),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
     )
 

@@ -27,7 +27,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
         Field('leader_id', 'LeaderId', 'int32', Versions.parse('0+'), default=0, entity='brokerId'),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=-1),
@@ -52,7 +52,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='topicName'),
         Field('topic_id', 'TopicId', 'uuid', Versions.parse('0+'), default=ZERO_UUID, entity='topicId'),
         Field('is_internal', 'IsInternal', 'bool', Versions.parse('0+'), default=False),

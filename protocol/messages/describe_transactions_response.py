@@ -40,7 +40,7 @@ class TransactionState(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('transactional_id', 'TransactionalId', 'string', Versions.parse('0+'), default='', entity='transactionalId'),
         Field('transaction_state', 'TransactionState', 'string', Versions.parse('0+'), default=''),
         Field('transaction_timeout_ms', 'TransactionTimeoutMs', 'int32', Versions.parse('0+'), default=0),

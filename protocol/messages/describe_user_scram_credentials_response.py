@@ -37,7 +37,7 @@ class DescribeUserScramCredentialsResult(Struct):
 
     FIELDS = (
         Field('user', 'User', 'string', Versions.parse('0+'), default=''),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('credential_infos', 'CredentialInfos', 'struct', Versions.parse('0+'), array=True, struct=CredentialInfo),
     )
@@ -59,7 +59,7 @@ class DescribeUserScramCredentialsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('results', 'Results', 'struct', Versions.parse('0+'), array=True, struct=DescribeUserScramCredentialsResult),
     )

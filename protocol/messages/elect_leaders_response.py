@@ -22,7 +22,7 @@ class PartitionResult(Struct):
 
     FIELDS = (
         Field('partition_id', 'PartitionId', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
     )
 
@@ -56,6 +56,6 @@ class ElectLeadersResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('1+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('1+'), default=0, entity='errorCode'),
         Field('replica_election_results', 'ReplicaElectionResults', 'struct', Versions.parse('0+'), array=True, struct=ReplicaElectionResult),
     )

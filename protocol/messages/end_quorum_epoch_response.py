@@ -23,7 +23,7 @@ class PartitionData(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('leader_id', 'LeaderId', 'int32', Versions.parse('0+'), default=0, entity='brokerId'),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('0+'), default=0),
     )
@@ -73,7 +73,7 @@ class EndQuorumEpochResponse(Message):
     VALID_VERSIONS = Versions.parse('0-1')
     FLEXIBLE_VERSIONS = Versions.parse('1+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=TopicData),
         Field('node_endpoints', 'NodeEndpoints', 'struct', Versions.parse('1+'), array=True, struct=NodeEndpoint, tagged=Versions.parse('1+'), tag=0),
     )

@@ -27,7 +27,7 @@ class EndTxnResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('3+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('producer_id', 'ProducerId', 'int64', Versions.parse('5+'), default=-1, entity='producerId'),
         Field('producer_epoch', 'ProducerEpoch', 'int16', Versions.parse('5+'), default=-1),
     )

@@ -25,5 +25,5 @@ class EnvelopeResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('response_data', 'ResponseData', 'bytes', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
     )

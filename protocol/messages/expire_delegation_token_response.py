@@ -25,7 +25,7 @@ class ExpireDelegationTokenResponse(Message):
     VALID_VERSIONS = Versions.parse('1-2')
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('expiry_timestamp_ms', 'ExpiryTimestampMs', 'int64', Versions.parse('0+'), default=0),
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
     )

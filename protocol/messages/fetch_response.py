@@ -86,7 +86,7 @@ class PartitionData(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('high_watermark', 'HighWatermark', 'int64', Versions.parse('0+'), default=0),
         Field('last_stable_offset', 'LastStableOffset', 'int64', Versions.parse('4+'), default=-1),
         Field('log_start_offset', 'LogStartOffset', 'int64', Versions.parse('5+'), default=-1),
@@ -95,7 +95,7 @@ class PartitionData(Struct):
         Field('snapshot_id', 'SnapshotId', 'struct', Versions.parse('12+'), struct=SnapshotId, tagged=Versions.parse('12+'), tag=2),
         Field('aborted_transactions', 'AbortedTransactions', 'struct', Versions.parse('4+'), array=True, struct=AbortedTransaction, nullable=Versions.parse('4+')),
         Field('preferred_read_replica', 'PreferredReadReplica', 'int32', Versions.parse('11+'), default=-1, entity='brokerId'),
-        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='records'),
     )
 
 
@@ -150,7 +150,7 @@ class FetchResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('12+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('7+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('7+'), default=0, entity='errorCode'),
         Field('session_id', 'SessionId', 'int32', Versions.parse('7+'), default=0),
         Field('responses', 'Responses', 'struct', Versions.parse('0+'), array=True, struct=FetchableTopicResponse),
         Field('node_endpoints', 'NodeEndpoints', 'struct', Versions.parse('16+'), array=True, struct=NodeEndpoint, tagged=Versions.parse('16+'), tag=0),

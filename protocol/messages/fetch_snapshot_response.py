@@ -54,12 +54,12 @@ class PartitionSnapshot(Struct):
 
     FIELDS = (
         Field('index', 'Index', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('snapshot_id', 'SnapshotId', 'struct', Versions.parse('0+'), struct=SnapshotId),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('0+'), struct=LeaderIdAndEpoch, tagged=Versions.parse('0+'), tag=0),
         Field('size', 'Size', 'int64', Versions.parse('0+'), default=0),
         Field('position', 'Position', 'int64', Versions.parse('0+'), default=0),
-        Field('unaligned_records', 'UnalignedRecords', 'records', Versions.parse('0+'), default_null=True),
+        Field('unaligned_records', 'UnalignedRecords', 'records', Versions.parse('0+'), default_null=True, entity='records'),
     )
 
 
@@ -109,7 +109,7 @@ class FetchSnapshotResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=TopicSnapshot),
         Field('node_endpoints', 'NodeEndpoints', 'struct', Versions.parse('1+'), array=True, struct=NodeEndpoint, tagged=Versions.parse('1+'), tag=0),
     )

@@ -28,7 +28,7 @@ class Coordinator(Struct):
         Field('node_id', 'NodeId', 'int32', Versions.parse('4+'), default=0, entity='addressNodeId'),
         Field('host', 'Host', 'string', Versions.parse('4+'), default='', entity='addressHost'),
         Field('port', 'Port', 'int32', Versions.parse('4+'), default=0, entity='addressPort'),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('4+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('4+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('4+'), nullable=Versions.parse('4+'), default='', entity='errorMessage'),
     )
 
@@ -52,7 +52,7 @@ class FindCoordinatorResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('3+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0-3'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0-3'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('1-3'), nullable=Versions.parse('1-3'), default='', entity='errorMessage'),
         Field('node_id', 'NodeId', 'int32', Versions.parse('0-3'), default=0, entity='addressNodeId'),
         Field('host', 'Host', 'string', Versions.parse('0-3'), default='', entity='addressHost'),

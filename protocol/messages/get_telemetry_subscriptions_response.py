@@ -32,7 +32,7 @@ class GetTelemetrySubscriptionsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('client_instance_id', 'ClientInstanceId', 'uuid', Versions.parse('0+'), default=ZERO_UUID),
         Field('subscription_id', 'SubscriptionId', 'int32', Versions.parse('0+'), default=0),
         Field('accepted_compression_types', 'AcceptedCompressionTypes', 'int8', Versions.parse('0+'), array=True),

@@ -29,7 +29,7 @@ class InitProducerIdResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('producer_id', 'ProducerId', 'int64', Versions.parse('0+'), default=-1, entity='producerId'),
         Field('producer_epoch', 'ProducerEpoch', 'int16', Versions.parse('0+'), default=0),
         Field('ongoing_txn_producer_id', 'OngoingTxnProducerId', 'int64', Versions.parse('6+'), default=-1, entity='producerId'),

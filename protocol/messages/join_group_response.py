@@ -48,7 +48,7 @@ class JoinGroupResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('6+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('2+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('generation_id', 'GenerationId', 'int32', Versions.parse('0+'), default=-1),
         Field('protocol_type', 'ProtocolType', 'string', Versions.parse('7+'), nullable=Versions.parse('7+'), default_null=True),
         Field('protocol_name', 'ProtocolName', 'string', Versions.parse('0+'), nullable=Versions.parse('7+'), default=''),

@@ -23,7 +23,7 @@ class MemberResponse(Struct):
     FIELDS = (
         Field('member_id', 'MemberId', 'string', Versions.parse('3+'), default=''),
         Field('group_instance_id', 'GroupInstanceId', 'string', Versions.parse('3+'), nullable=Versions.parse('3+'), default=''),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('3+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('3+'), default=0, entity='errorCode'),
     )
 
 
@@ -42,6 +42,6 @@ class LeaveGroupResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('4+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('members', 'Members', 'struct', Versions.parse('3+'), array=True, struct=MemberResponse),
     )

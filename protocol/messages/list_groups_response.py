@@ -44,6 +44,6 @@ class ListGroupsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('3+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('groups', 'Groups', 'struct', Versions.parse('0+'), array=True, struct=ListedGroup),
     )

@@ -24,7 +24,7 @@ class ListOffsetsPartitionResponse(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('timestamp', 'Timestamp', 'int64', Versions.parse('1+'), default=-1),
         Field('offset', 'Offset', 'int64', Versions.parse('1+'), default=-1),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('4+'), default=-1),

@@ -43,7 +43,7 @@ class ListTransactionsResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('unknown_state_filters', 'UnknownStateFilters', 'string', Versions.parse('0+'), array=True),
         Field('transaction_states', 'TransactionStates', 'struct', Versions.parse('0+'), array=True, struct=TransactionState),
     )

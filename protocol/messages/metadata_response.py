@@ -43,7 +43,7 @@ class MetadataResponsePartition(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
         Field('leader_id', 'LeaderId', 'int32', Versions.parse('0+'), default=0, entity='brokerId'),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('7+'), default=-1),
@@ -66,7 +66,7 @@ class MetadataResponseTopic(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('name', 'Name', 'string', Versions.parse('0+'), nullable=Versions.parse('12+'), default='', entity='topicName'),
         Field('topic_id', 'TopicId', 'uuid', Versions.parse('10+'), default=ZERO_UUID, entity='topicId'),
         Field('is_internal', 'IsInternal', 'bool', Versions.parse('1+'), default=False),
@@ -99,5 +99,5 @@ class MetadataResponse(Message):
         Field('controller_id', 'ControllerId', 'int32', Versions.parse('1+'), default=-1, entity='brokerId'),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=MetadataResponseTopic),
         Field('cluster_authorized_operations', 'ClusterAuthorizedOperations', 'int32', Versions.parse('8-10'), default=-2147483648),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('13+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('13+'), default=0, entity='errorCode'),
     )

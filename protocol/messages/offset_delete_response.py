@@ -21,7 +21,7 @@ class OffsetDeleteResponsePartition(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
     )
 
 
@@ -53,7 +53,7 @@ class OffsetDeleteResponse(Message):
     VALID_VERSIONS = Versions.parse('0')
     FLEXIBLE_VERSIONS = Versions.parse('none')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
         Field('topics', 'Topics', 'struct', Versions.parse('0+'), array=True, struct=OffsetDeleteResponseTopic),
     )

@@ -27,7 +27,7 @@ class OffsetFetchResponsePartition(Struct):
         Field('committed_offset', 'CommittedOffset', 'int64', Versions.parse('0-7'), default=0),
         Field('committed_leader_epoch', 'CommittedLeaderEpoch', 'int32', Versions.parse('5-7'), default=-1),
         Field('metadata', 'Metadata', 'string', Versions.parse('0-7'), nullable=Versions.parse('0-7'), default=''),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0-7'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0-7'), default=0, entity='errorCode'),
     )
 
 
@@ -61,7 +61,7 @@ class OffsetFetchResponsePartitions(Struct):
         Field('committed_offset', 'CommittedOffset', 'int64', Versions.parse('8+'), default=0),
         Field('committed_leader_epoch', 'CommittedLeaderEpoch', 'int32', Versions.parse('8+'), default=-1),
         Field('metadata', 'Metadata', 'string', Versions.parse('8+'), nullable=Versions.parse('8+'), default=''),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('8+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('8+'), default=0, entity='errorCode'),
     )
 
 
@@ -93,7 +93,7 @@ class OffsetFetchResponseGroup(Struct):
     FIELDS = (
         Field('group_id', 'GroupId', 'string', Versions.parse('8+'), default='', entity='groupId'),
         Field('topics', 'Topics', 'struct', Versions.parse('8+'), array=True, struct=OffsetFetchResponseTopics),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('8+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('8+'), default=0, entity='errorCode'),
     )
 
 
@@ -114,6 +114,6 @@ class OffsetFetchResponse(Message):
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('3+'), default=0),
         Field('topics', 'Topics', 'struct', Versions.parse('0-7'), array=True, struct=OffsetFetchResponseTopic),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('2-7'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('2-7'), default=0, entity='errorCode'),
         Field('groups', 'Groups', 'struct', Versions.parse('8+'), array=True, struct=OffsetFetchResponseGroup),
     )

@@ -22,7 +22,7 @@ class EpochEndOffset(Struct):
     unknown_tags: dict[int, bytes] = field(default_factory=dict)
 
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('partition', 'Partition', 'int32', Versions.parse('0+'), default=0),
         Field('leader_epoch', 'LeaderEpoch', 'int32', Versions.parse('1+'), default=-1),
         Field('end_offset', 'EndOffset', 'int64', Versions.parse('0+'), default=-1),

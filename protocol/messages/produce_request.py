@@ -21,7 +21,7 @@ class PartitionProduceData(Struct):
 
     FIELDS = (
         Field('index', 'Index', 'int32', Versions.parse('0+'), default=0),
-        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
+        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='records'),
     )
 
 

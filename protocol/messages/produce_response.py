@@ -55,7 +55,7 @@ class PartitionProduceResponse(Struct):
 
     FIELDS = (
         Field('index', 'Index', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('base_offset', 'BaseOffset', 'int64', Versions.parse('0+'), default=0),
         Field('log_append_time_ms', 'LogAppendTimeMs', 'int64', Versions.parse('2+'), default=-1),
         Field('log_start_offset', 'LogStartOffset', 'int64', Versions.parse('5+'), default=-1),

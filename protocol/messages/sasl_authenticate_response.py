@@ -26,7 +26,7 @@ class SaslAuthenticateResponse(Message):
     VALID_VERSIONS = Versions.parse('0-2')
     FLEXIBLE_VERSIONS = Versions.parse('2+')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default='', entity='errorMessage'),
         Field('auth_bytes', 'AuthBytes', 'bytes', Versions.parse('0+'), default=b''),
         Field('session_lifetime_ms', 'SessionLifetimeMs', 'int64', Versions.parse('1+'), default=0),

@@ -24,6 +24,6 @@ class SaslHandshakeResponse(Message):
     VALID_VERSIONS = Versions.parse('0-1')
     FLEXIBLE_VERSIONS = Versions.parse('none')
     FIELDS = (
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('mechanisms', 'Mechanisms', 'string', Versions.parse('0+'), array=True),
     )

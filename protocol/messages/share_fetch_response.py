@@ -57,12 +57,12 @@ class PartitionData(Struct):
 
     FIELDS = (
         Field('partition_index', 'PartitionIndex', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('acknowledge_error_code', 'AcknowledgeErrorCode', 'int16', Versions.parse('0+'), default=0),
         Field('acknowledge_error_message', 'AcknowledgeErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('0+'), struct=LeaderIdAndEpoch),
-        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0'), default_null=True),
+        Field('records', 'Records', 'records', Versions.parse('0+'), nullable=Versions.parse('0'), default_null=True, entity='records'),
         Field('acquired_records', 'AcquiredRecords', 'struct', Versions.parse('0+'), array=True, struct=AcquiredRecords),
     )
 
@@ -117,7 +117,7 @@ class ShareFetchResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('acquisition_lock_timeout_ms', 'AcquisitionLockTimeoutMs', 'int32', Versions.parse('1+'), default=0),
         Field('responses', 'Responses', 'struct', Versions.parse('0+'), array=True, struct=ShareFetchableTopicResponse),

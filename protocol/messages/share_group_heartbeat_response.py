@@ -56,7 +56,7 @@ class ShareGroupHeartbeatResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('error_message', 'ErrorMessage', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True, entity='errorMessage'),
         Field('member_id', 'MemberId', 'string', Versions.parse('0+'), nullable=Versions.parse('0+'), default_null=True),
         Field('member_epoch', 'MemberEpoch', 'int32', Versions.parse('0+'), default=0),

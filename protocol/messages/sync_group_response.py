@@ -28,7 +28,7 @@ class SyncGroupResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('4+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('1+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('protocol_type', 'ProtocolType', 'string', Versions.parse('5+'), nullable=Versions.parse('5+'), default_null=True),
         Field('protocol_name', 'ProtocolName', 'string', Versions.parse('5+'), nullable=Versions.parse('5+'), default_null=True),
         Field('assignment', 'Assignment', 'bytes', Versions.parse('0+'), default=b''),

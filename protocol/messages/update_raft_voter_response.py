@@ -44,6 +44,6 @@ class UpdateRaftVoterResponse(Message):
     FLEXIBLE_VERSIONS = Versions.parse('0+')
     FIELDS = (
         Field('throttle_time_ms', 'ThrottleTimeMs', 'int32', Versions.parse('0+'), default=0),
-        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0),
+        Field('error_code', 'ErrorCode', 'int16', Versions.parse('0+'), default=0, entity='errorCode'),
         Field('current_leader', 'CurrentLeader', 'struct', Versions.parse('0+'), struct=CurrentLeader, tagged=Versions.parse('0+'), tag=0),
     )

@@ -1,0 +1,61 @@
+"""The operators' HTTP listener: /metrics for Prometheus, /healthz and /readyz for probes, /status for
+`tenantry status`.
+
+It runs on the proxy's event loop (aiohttp), so a scrape reads the counters between two requests,
+never in the middle of one. /healthz answering at all shows the loop is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tenantry.proxy.metrics import build_registry
+from tenantry.proxy.status import snapshot
+
+if TYPE_CHECKING:
+    from tenantry.proxy.server import ProxyServer
+
+log = logging.getLogger("tenantry.admin")
+
+
+class AdminListener:
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.registry = build_registry(server)
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/status", self.status)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        log.info("metrics and health on http://%s:%d (/metrics /healthz /readyz /status)", host, port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"alive": True, "event_loop_lag_seconds": self.server.stats.loop_lag_last})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        readiness = self.server.health.readiness()
+        return web.json_response(readiness, status=200 if readiness["ready"] else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(snapshot(self.server))

@@ -1,0 +1,80 @@
+"""Liveness and readiness, and the state of each upstream broker.
+
+Every `health_check_interval_seconds` the proxy opens a connection to each broker it knows, as it
+would for a client (ApiVersions and its own SASL login), and closes it. Ready means: serving (not
+draining for a shutdown) and at least one bootstrap server answered the last check, so a new
+client can get in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from tenantry.proxy.stats import BOOTSTRAP
+from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
+
+if TYPE_CHECKING:
+    from tenantry.proxy.server import ProxyServer
+
+log = logging.getLogger("tenantry.health")
+
+
+class Health:
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.upstream_ok = True  # the server only starts once the upstream has answered
+        self.errors: dict[str, str] = {}  # broker -> why its last check failed
+        self.checked_at = 0.0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.server.config.health_check_interval_seconds)
+            await self.check()
+
+    async def check(self) -> None:
+        server = self.server
+        targets = [(BOOTSTRAP, a) for a in server.config.upstream_addresses()]
+        targets += [(str(node), address) for node, address in sorted(server.brokers.items())]
+        results = await asyncio.gather(*(self._check_one(label, host, port) for label, (host, port) in targets))
+        bootstrap_up: list[bool] = []
+        for (label, _), up in zip(targets, results, strict=True):
+            if label == BOOTSTRAP:
+                bootstrap_up.append(up)
+            else:
+                server.stats.brokers[label].up = up
+        server.stats.brokers[BOOTSTRAP].up = any(bootstrap_up)
+        if self.upstream_ok != any(bootstrap_up):
+            (log.info if any(bootstrap_up) else log.error)(
+                "upstream %s: %s", "reachable again" if any(bootstrap_up) else "unreachable",
+                "; ".join(self.errors.values()) or "all bootstrap servers answered")
+        self.upstream_ok = any(bootstrap_up)
+        self.checked_at = time.time()
+
+    async def _check_one(self, label: str, host: str, port: int) -> bool:
+        key = f"{label} {host}:{port}"
+        try:
+            conn = await UpstreamConnection.open(self.server.config, self.server.memory, host, port, None)
+        except UpstreamError as exc:
+            self.errors[key] = str(exc)
+            return False
+        conn.close()
+        self.errors.pop(key, None)
+        return True
+
+    @property
+    def ready(self) -> bool:
+        return self.upstream_ok and not self.server.draining
+
+    def readiness(self) -> dict[str, Any]:
+        """Why the proxy is or is not ready, for /readyz."""
+        return {
+            "ready": self.ready,
+            "config_loaded": True,
+            "draining": self.server.draining,
+            "upstream_reachable": self.upstream_ok,
+            "upstream_errors": sorted(self.errors.values()),
+            "last_check": self.checked_at or None,
+        }
