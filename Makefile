@@ -1,5 +1,5 @@
 # Tenantry developer tasks. `make test` and `make demo` work on a fresh machine: they create .venv,
-# install the Python packages, kcat (Debian) and Kafka's jars (Maven Central) as needed.
+# install the Python packages, kcat and promtool (Debian) and Kafka's jars (Maven Central) as needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,9 @@ system-deps:
 	@command -v kcat >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kcat; }
 	@command -v java >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jdk-headless; }
 	@command -v mvn >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q maven; }
+	@# promtool checks and unit-tests deploy/prometheus (Debian packages it with the server, which is not started)
+	@command -v promtool >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; }
 
 kafka-jars: $(STAMP) system-deps
 	$(BIN)/python -c "from tenantry.localkafka import resolve_jars; print(resolve_jars('$(KAFKA_VERSION)'))"
