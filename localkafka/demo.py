@@ -14,6 +14,7 @@ from pathlib import Path
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, KafkaBroker, api_versions_answers
 
 LISTEN = os.environ.get("TENANTRY_DEMO_LISTEN", "127.0.0.1:19092")
+METRICS = os.environ.get("TENANTRY_DEMO_METRICS", "127.0.0.1:19644")
 #: Throwaway credentials of the demo tenants, printed for the user to paste; never use them elsewhere.
 DEMO_USERS = {"alice": ("acme", "alice-secret"), "bob": ("globex", "bob-secret")}
 
@@ -63,7 +64,8 @@ def main() -> int:
             [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--config", str(config),
              "--listener-security-protocol", "SASL_PLAINTEXT", "--upstream", broker.sasl_bootstrap,
              "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", "SCRAM-SHA-512",
-             "--upstream-sasl-username", SERVICE_USER, "--listen", LISTEN],
+             "--upstream-sasl-username", SERVICE_USER, "--listen", LISTEN, "--metrics-listen", METRICS,
+             "--probe-tenants", "acme"],
             env=env, start_new_session=True)  # its own session: we stop it in order, after Ctrl-C
         host, port = LISTEN.rsplit(":", 1)
         deadline = time.monotonic() + 30
@@ -95,6 +97,11 @@ Quotas change live. Hold acme to 100 kB/s of produce, then time 2 MB (about 20 s
   head -c 1500000 /dev/urandom | base64 -w 1000 | {alice} -t orders -P -z none
   {tenantry} quota show acme --config {config}
   {tenantry} quota set acme --produce-bytes-per-sec 0 --config {config}   # 0 removes it
+
+Watch it as an operator (acme also runs the end-to-end probe, on its topic tenantry-probe):
+  {tenantry} status --url http://{METRICS}
+  curl -s http://{METRICS}/metrics | grep -E '^tenantry_(bytes_in|records_in|probe_up)'
+  curl -s http://{METRICS}/readyz
 
 Press Ctrl-C to stop the proxy and the broker.
 """, flush=True)

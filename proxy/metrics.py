@@ -84,11 +84,13 @@ class ProxyCollector(Collector):
                  labels=["tenant"])
         auth = c("tenantry_authentications", "Finished SASL logins; failures are counted under the tenant "
                  "of the claimed user if it exists, else tenant=\"\".", labels=["tenant", "mechanism", "result"])
-        labelled = {"client_id": "by client id", "topic": "by produced topic"}
+        # Topics are counted from Produce requests alone: Fetch responses are not scanned per topic.
+        labelled = {"client_id": ("by client id", ("bytes_in", "bytes_out", "records_in", "requests")),
+                    "topic": ("by produced topic", ("bytes_in", "records_in"))}
         extra = {
-            (kind, what): c(f"tenantry_{kind}_{what}", f"{what.replace('_', ' ').capitalize()} {labelled[kind]} "
+            (kind, what): c(f"tenantry_{kind}_{what}", f"{what.replace('_', ' ').capitalize()} {by} "
                             f"(metrics_label_limit per tenant).", labels=["tenant", kind])
-            for kind in labelled for what in ("bytes_in", "bytes_out", "records_in", "requests")
+            for kind, (by, counted) in labelled.items() for what in counted
         }
         for tenant_id, t in stats.tenants.items():
             bytes_in.add_metric([tenant_id], t.bytes_in)
@@ -112,7 +114,7 @@ class ProxyCollector(Collector):
                 auth.add_metric([tenant_id, mechanism, result], n)
             for kind, capped in (("client_id", t.client_ids), ("topic", t.topics)):
                 for value, traffic in (capped.values.items() if capped else ()):
-                    for what in ("bytes_in", "bytes_out", "records_in", "requests"):
+                    for what in labelled[kind][1]:
                         extra[(kind, what)].add_metric([tenant_id, value], getattr(traffic, what))
         yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
                     refused, aged, auth)

@@ -179,6 +179,9 @@ class ProxyServer:
         self.draining = True
         for task in self._tasks:
             task.cancel()
+        # Let the probe's clients leave before the listeners close under them.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         for server in self.listeners.values():
             server.close()
         connections = list(self.connections)

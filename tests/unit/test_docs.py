@@ -36,3 +36,23 @@ def test_the_quota_example_is_a_valid_config_that_documents_every_quota_and_limi
     assert acme.limits.max_topics == 200 and acme.limits.replication_factor == 3
     for f in fields(QuotaSpec) + fields(Limits):
         assert f"`{f.name}`" in section or f"{f.name} =" in section, f.name
+
+
+def test_every_metric_the_proxy_serves_is_in_the_readme_table():
+    from tenantry.proxy.config import load_config
+    from tenantry.proxy.metrics import build_registry
+    from tenantry.proxy.probe import PROBE_FAMILIES
+    from tenantry.proxy.server import ProxyServer
+    from tenantry.tenants.registry import Registry
+
+    server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"]}), Registry())
+    server.stats.label_limit = 1
+    names = {m.name for m in build_registry(server).collect() if m.name.startswith("tenantry_")} | PROBE_FAMILIES
+    table = README.split("### Metrics", 1)[1].split("### Logs", 1)[0]
+    for name in names:
+        for prefix in ("tenantry_client_id_", "tenantry_topic_"):  # documented as one row with {a,b,...}
+            if name.startswith(prefix):
+                assert name.removeprefix(prefix) in table.split(prefix, 1)[1].split("}", 1)[0], name
+                break
+        else:
+            assert f"`{name}`" in table or f"`{name}_total`" in table, name
