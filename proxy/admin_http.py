@@ -7,13 +7,14 @@ never in the middle of one. /healthz answering at all shows the loop is alive.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from tenantry.proxy.metrics import build_registry
+from tenantry.proxy.metrics import render, take_view
 from tenantry.proxy.status import snapshot
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ log = logging.getLogger("tenantry.admin")
 class AdminListener:
     def __init__(self, server: ProxyServer) -> None:
         self.server = server
-        self.registry = build_registry(server)
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -47,7 +47,8 @@ class AdminListener:
             await self._runner.cleanup()
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
+        view = take_view(self.server)
+        body = await asyncio.get_running_loop().run_in_executor(None, render, view)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:

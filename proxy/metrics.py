@@ -1,5 +1,9 @@
 """Prometheus metrics: the proxy's counters (:mod:`.stats`) and live state, rendered at scrape time.
 
+A scrape copies what it shows on the event loop (:func:`take_view`, about 10 µs per tenant) and
+renders the text in a worker thread (:func:`render`): with a thousand tenants the rendering takes
+most of a second, which the loop's other clients must not wait for.
+
 Every series is listed in the README's metrics table; ``deploy/`` (the Grafana dashboard and the
 alert rules) uses only these names, and a test checks that it does.
 """
@@ -7,9 +11,10 @@ alert rules) uses only these names, and a test checks that it does.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -43,22 +48,60 @@ def _histogram(family: HistogramMetricFamily, labels: list[str], h: Histogram) -
     family.add_metric(labels, h.cumulative(), h.total)
 
 
+@dataclass
+class MetricsView:
+    """What /metrics shows, copied on the event loop so that another thread can render it."""
+
+    stats: Stats
+    active: dict[str, int]  # client connections by tenant
+    upstream_connections: dict[str, int]  # by broker
+    in_flight: dict[str, int]
+    quota_used: dict[tuple[str, str], float]  # (tenant, quota)
+    quota_limits: dict[tuple[str, str], float]
+    utilisation: dict[tuple[str, str], float]
+    probe: list[Metric]
+    tenants: int
+    ready: bool
+
+
+def take_view(server: ProxyServer) -> MetricsView:
+    """Copy everything the metrics show; on the event loop, so nothing changes while it is read."""
+    stats = server.stats
+    for tenant_id in server.registry.tenants:
+        stats.tenant(tenant_id)  # configured tenants have series from the start, at zero
+    active: dict[str, int] = dict.fromkeys(stats.tenants, 0)
+    upstream_connections: dict[str, int] = dict.fromkeys(stats.brokers, 0)
+    in_flight: dict[str, int] = dict.fromkeys(stats.brokers, 0)
+    for conn in server.connections:
+        active[conn.meter.tenant_id] = active.get(conn.meter.tenant_id, 0) + 1
+        upstream = conn.upstream
+        if upstream is not None and not upstream.closed:
+            upstream_connections[upstream.broker] = upstream_connections.get(upstream.broker, 0) + 1
+            in_flight[upstream.broker] = in_flight.get(upstream.broker, 0) + len(upstream.pending)
+    used, limits = {}, {}
+    for tenant_id, meters in server.quotas.meters.items():
+        for resource, amount in meters.used.items():
+            used[(tenant_id, resource)] = amount
+            rate = meters.effective_rate(resource)
+            if rate is not None:
+                limits[(tenant_id, resource)] = rate
+    return MetricsView(stats.copy(), active, upstream_connections, in_flight, used, limits,
+                       server.usage.utilisation(), list(server.probe.metrics()) if server.probe else [],
+                       len(server.registry.tenants), server.health.ready)
+
+
 class ProxyCollector(Collector):
-    def __init__(self, server: ProxyServer) -> None:
-        self.server = server
+    def __init__(self, view: MetricsView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        server = self.server
-        stats = server.stats
-        for tenant_id in server.registry.tenants:
-            stats.tenant(tenant_id)  # configured tenants have series from the start, at zero
+        stats = self.view.stats
         yield from self._tenants(stats)
         yield from self._connections()
         yield from self._quotas()
         yield from self._upstream(stats)
         yield from self._process(stats)
-        if server.probe is not None:
-            yield from server.probe.metrics()
+        yield from self.view.probe
 
     def _tenants(self, stats: Stats) -> Iterator[Metric]:
         c = CounterMetricFamily
@@ -129,41 +172,30 @@ class ProxyCollector(Collector):
         yield by_api
 
     def _connections(self) -> Iterator[Metric]:
-        active: dict[str, int] = dict.fromkeys(self.server.stats.tenants, 0)
-        for conn in self.server.connections:
-            active[conn.meter.tenant_id] = active.get(conn.meter.tenant_id, 0) + 1
         gauge = GaugeMetricFamily("tenantry_connections_active", "Open client connections (tenant=\"\": not "
                                   "logged in yet, or tenants off).", labels=["tenant"])
-        for tenant_id, n in active.items():
+        for tenant_id, n in self.view.active.items():
             gauge.add_metric([tenant_id], n)
         yield gauge
 
     def _quotas(self) -> Iterator[Metric]:
-        quotas = self.server.quotas
+        view = self.view
         limit = GaugeMetricFamily("tenantry_quota_limit", "The quota enforced now (after auto-tuning), in "
                                   "bytes, requests or connections per second.", labels=["tenant", "quota"])
         used = CounterMetricFamily("tenantry_quota_used", "Bytes, requests and connections counted against "
                                    "the tenant's quotas, limited or not.", labels=["tenant", "quota"])
         utilisation = GaugeMetricFamily("tenantry_quota_utilisation_ratio", "Use over the last 10 s divided by "
                                         "the enforced quota (1: at the quota).", labels=["tenant", "quota"])
-        for tenant_id, meters in quotas.meters.items():
-            for resource, amount in meters.used.items():
-                used.add_metric([tenant_id, resource], amount)
-                rate = meters.effective_rate(resource)
-                if rate is not None:
-                    limit.add_metric([tenant_id, resource], rate)
-        for (tenant_id, resource), ratio in self.server.usage.utilisation().items():
+        for (tenant_id, resource), amount in view.quota_used.items():
+            used.add_metric([tenant_id, resource], amount)
+        for (tenant_id, resource), rate in view.quota_limits.items():
+            limit.add_metric([tenant_id, resource], rate)
+        for (tenant_id, resource), ratio in view.utilisation.items():
             utilisation.add_metric([tenant_id, resource], ratio)
         yield from (limit, used, utilisation)
 
     def _upstream(self, stats: Stats) -> Iterator[Metric]:
-        connections: dict[str, int] = dict.fromkeys(stats.brokers, 0)
-        in_flight: dict[str, int] = dict.fromkeys(stats.brokers, 0)
-        for conn in self.server.connections:
-            upstream = conn.upstream
-            if upstream is not None and not upstream.closed:
-                connections[upstream.broker] = connections.get(upstream.broker, 0) + 1
-                in_flight[upstream.broker] = in_flight.get(upstream.broker, 0) + len(upstream.pending)
+        connections, in_flight = self.view.upstream_connections, self.view.in_flight
         g, c = GaugeMetricFamily, CounterMetricFamily
         conns = g("tenantry_upstream_connections", "Open connections to the broker.", labels=["broker"])
         flight = g("tenantry_upstream_requests_in_flight", "Requests sent to the broker and not yet answered.",
@@ -199,19 +231,24 @@ class ProxyCollector(Collector):
         for result in RELOADS:
             reloads.add_metric([result], stats.reloads.get(result, 0))
         yield reloads
-        yield GaugeMetricFamily("tenantry_tenants", "Tenants in the config.", value=len(self.server.registry.tenants))
-        ready = 1 if self.server.health.ready else 0
+        yield GaugeMetricFamily("tenantry_tenants", "Tenants in the config.", value=self.view.tenants)
+        ready = 1 if self.view.ready else 0
         yield GaugeMetricFamily("tenantry_ready", "1 if /readyz says ready.", value=ready)
         info = GaugeMetricFamily("tenantry_build_info", "The proxy's version.", labels=["version"])
         info.add_metric([VERSION], 1)
         yield info
 
 
-def build_registry(server: ProxyServer) -> CollectorRegistry:
-    """A registry of the proxy's metrics plus the process's own (CPU, memory, file descriptors, GC)."""
+def build_registry(view: MetricsView) -> CollectorRegistry:
+    """A registry of the view plus the process's own metrics (CPU, memory, file descriptors, GC)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProxyCollector(server))
+    registry.register(ProxyCollector(view))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry
+
+
+def render(view: MetricsView) -> bytes:
+    """The Prometheus text for a view; safe to call from a worker thread."""
+    return generate_latest(build_registry(view))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tenantry.proxy.config import ProxyConfig, env_name, load_config
-from tenantry.proxy.metrics import build_registry
+from tenantry.proxy.metrics import build_registry, take_view
 from tenantry.proxy.server import ProxyServer
 from tenantry.tenants.registry import Registry
 from tests.deploy_refs import ALERTS, DASHBOARD, DEPLOY, alert_exprs, dashboard_exprs, deploy_metric_names
@@ -34,7 +34,7 @@ def served_metric_families() -> set[str]:
     """Every metric family the proxy's /metrics can serve (a family is listed even before it has samples)."""
     server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"]}), Registry())
     server.stats.label_limit = 1  # the optional client id and topic families too
-    families = {m.name for m in build_registry(server).collect()}
+    families = {m.name for m in build_registry(take_view(server)).collect()}
     # The probe's families come from the probe; it is not running in a server built like this.
     from tenantry.proxy.probe import PROBE_FAMILIES
 

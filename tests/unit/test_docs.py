@@ -40,14 +40,15 @@ def test_the_quota_example_is_a_valid_config_that_documents_every_quota_and_limi
 
 def test_every_metric_the_proxy_serves_is_in_the_readme_table():
     from tenantry.proxy.config import load_config
-    from tenantry.proxy.metrics import build_registry
+    from tenantry.proxy.metrics import build_registry, take_view
     from tenantry.proxy.probe import PROBE_FAMILIES
     from tenantry.proxy.server import ProxyServer
     from tenantry.tenants.registry import Registry
 
     server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"]}), Registry())
     server.stats.label_limit = 1
-    names = {m.name for m in build_registry(server).collect() if m.name.startswith("tenantry_")} | PROBE_FAMILIES
+    families = build_registry(take_view(server)).collect()
+    names = {m.name for m in families if m.name.startswith("tenantry_")} | PROBE_FAMILIES
     table = README.split("### Metrics", 1)[1].split("### Logs", 1)[0]
     for name in names:
         for prefix in ("tenantry_client_id_", "tenantry_topic_"):  # documented as one row with {a,b,...}

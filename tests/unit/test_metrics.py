@@ -22,7 +22,7 @@ from tenantry.protocol.messages.produce_response import (
 )
 from tenantry.protocol.records import count_records
 from tenantry.proxy.config import load_config
-from tenantry.proxy.metrics import build_registry
+from tenantry.proxy.metrics import build_registry, take_view
 from tenantry.proxy.monitor import UsageWindow
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.server import ProxyServer
@@ -138,7 +138,7 @@ def test_removed_tenants_lose_their_series_on_reload():
 
 def scraped(server: ProxyServer) -> dict[str, list[tuple[dict[str, str], float]]]:
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(generate_latest(build_registry(server)).decode()):
+    for family in text_string_to_metric_families(generate_latest(build_registry(take_view(server))).decode()):
         for s in family.samples:
             out.setdefault(s.name, []).append((s.labels, s.value))
     return out
