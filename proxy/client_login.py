@@ -45,7 +45,7 @@ class ClientLogin:
         assert self.auth is not None
         if api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
             if version not in SASL_VERSIONS[api_key]:
-                self.conn.close(f"SASL API {api_key} v{version} is not supported")
+                self.conn.close(f"SASL API {api_key} v{version} is not supported", api_key)
                 return True
             header = parse_request_header(frame)
             slot = Slot(corr, api_key, version)
@@ -56,7 +56,7 @@ class ClientLogin:
                 self._authenticate(slot, bytes(decode(SaslAuthenticateRequest, body, version).auth_bytes))
             return True
         if not self.auth.authenticated:
-            self.conn.close(f"API {api_key} before authentication")
+            self.conn.close(f"API {api_key} before authentication", api_key)
             return True
         if self.auth.expired():
             self.conn.close("SASL session expired without re-authentication")

@@ -47,6 +47,7 @@ from tenantry.proxy.enforcement import FETCH_KEY, PRODUCE_KEY, Throttler
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.guard import Verdict, merge_refused
 from tenantry.proxy.logs import ConnectionLog
+from tenantry.proxy.metrics import api_name
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.policy import tenant_table
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, Rewriter, UnknownTopicIds
@@ -210,7 +211,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.log.error("dropped a response to %s for %s: %s", self.principal_name, self.peer, exc)
             self.close("response would have leaked another tenant's name")
         except ProtocolError as exc:
-            self.close(f"broker response to API {entry.api_key} v{entry.api_version} is malformed: {exc}")
+            self.close(f"broker response to API {entry.api_key} v{entry.api_version} is malformed: {exc}",
+                       entry.api_key)
 
     def on_upstream_lost(self, reason: str) -> None:
         self.close(reason)
@@ -281,7 +283,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             if allowed is None or api_version not in allowed or not is_known(api_key, api_version):
                 # As a broker does: a version it never advertised cannot be answered in a layout the
                 # client can read, so the connection is closed.
-                self.close(f"API {api_key} v{api_version} is not offered by this proxy")
+                self.close(f"API {api_key} v{api_version} is not offered by this proxy", api_key)
                 return
             header = parse_request_header(frame)
             if self.client_id is None and header.client_id:
@@ -366,11 +368,12 @@ class ClientConnection(asyncio.BufferedProtocol):
             try:
                 verdict = await guard.review(tenant, produce_rate, upstream, api_key, version, request)
             except (UpstreamError, ProtocolError) as exc:
-                self.close(f"cannot check the tenant's limits: {exc}")
+                self.close(f"cannot check the tenant's limits: {exc}", api_key)
                 return
             except Exception:  # a bug must cost this connection, never leave it held forever
-                self.log.exception("checking API %d v%d of %s against its limits failed", api_key, version, tenant.id)
-                self.close("internal error while checking the tenant's limits")
+                self.log.exception("checking API %d v%d of %s against its limits failed", api_key, version, tenant.id,
+                                   extra={"api": api_name(api_key)})
+                self.close("internal error while checking the tenant's limits", api_key)
                 return
             held = self._held or []
             if verdict.throttle > 0:
@@ -507,7 +510,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.meter.answered(slot.api_key, slot, sum(len(c) for c in chunks))
         left = slot.throttle_until - asyncio.get_running_loop().time()
         if left > 0:
-            self.log.debug("throttling API %d v%d for %.0f ms", slot.api_key, slot.api_version, left * 1000)
+            self.log.debug("throttling API %d v%d for %.0f ms", slot.api_key, slot.api_version, left * 1000,
+                           extra={"api": api_name(slot.api_key)})
         if left <= 0:
             slot.chunks = chunks
             self.flush()
@@ -549,12 +553,14 @@ class ClientConnection(asyncio.BufferedProtocol):
         # A response that never comes must not keep the connection past its age for long.
         asyncio.get_running_loop().call_later(self.config.shutdown_timeout, self.abort)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, api_key: int | None = None) -> None:
+        """Close now; `api_key` names the request that caused it, for the log line."""
         if self._closed:
             return
         self._closed = True
         level = logging.DEBUG if reason in ("drained", "client closed its side") else logging.INFO
-        self.log.log(level, "closing connection from %s: %s", self.peer, reason)
+        extra = {"api": api_name(api_key)} if api_key is not None else None
+        self.log.log(level, "closing connection from %s: %s", self.peer, reason, extra=extra)
         if self.transport is not None:
             self.transport.close()
         if self.upstream is not None:

@@ -18,10 +18,13 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tenantry.localkafka.broker import free_port
+from tenantry.protocol.envelope import request_frame
+from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tests.deploy_refs import deploy_metric_names
 
 from .conftest import RunningProxy, client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
+from .rawclient import closed_by_peer, connect
 from .test_tenant_isolation import consume, create, produce
 
 pytestmark = pytest.mark.integration
@@ -185,3 +188,18 @@ def test_json_logs_carry_the_tenant_and_never_a_password(ops_proxy, traffic):
     text = proxy.log_text()
     for secret in ("alice-secret", "bob-secret", "wrong-password-1234"):
         assert secret not in text
+
+
+def test_a_log_line_about_one_request_names_its_api(ops_proxy):
+    proxy, _ = ops_proxy
+    sock = connect(proxy.bootstrap)
+    sock.sendall(request_frame(MetadataRequest(topics=[]), 12, 1, "nosy-app"))  # before logging in
+    assert closed_by_peer(sock)
+
+    def refusal() -> dict[str, str] | None:
+        for line in proxy.log_text().splitlines():
+            if line.startswith("{") and "before authentication" in line:
+                return json.loads(line)
+        return None
+    record = wait_for(refusal, 10, "the refusal's log line")
+    assert record["api"] == "Metadata" and record["peer"]
