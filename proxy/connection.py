@@ -2,7 +2,8 @@
 
 States::
 
-    (tenants) AUTHENTICATING --login--> CONNECTING --upstream ready--> OPEN --drain()--> DRAINING --> CLOSED
+    (tenants) AUTHENTICATING --login--> IDLE --first request for the broker--> CONNECTING --upstream ready-->
+              OPEN --drain()--> DRAINING --> CLOSED
     (no tenants)                        CONNECTING --upstream ready--> OPEN
                                                    OPEN <--> HOLDING (the proxy re-authenticates upstream)
     any state --upstream failed / protocol error / bad login / peer closed--> CLOSED
@@ -296,7 +297,12 @@ class ClientConnection(asyncio.BufferedProtocol):
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                     error_message="controller endpoints are not served through the proxy"))
                 return
-            assert self.rewriter is not None and self.upstream is not None
+            if self.upstream is None:  # the first request for a broker opens the connection to it
+                self._start_upstream()
+                assert self._held is not None
+                self._held.append(frame)
+                return
+            assert self.rewriter is not None
             if self._guard_holds(frame, header.body_offset, api_key, api_version, corr):
                 return
             throttle = 0.0
@@ -429,7 +435,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._counted = True
         self.log.info("%s logged in as %s of tenant %s (%s)", self.peer, self.auth.principal.name, tenant.id,
                       self.auth.principal.mechanism)
-        self._start_upstream()
+        # The broker connection opens with the first request that needs it, so a logged-in connection
+        # that stays idle costs the broker nothing.
 
     def _asks_for_controllers(self, frame: memoryview, body_offset: int, version: int) -> bool:
         if version < 1:

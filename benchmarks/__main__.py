@@ -1,0 +1,62 @@
+"""`make bench` / `make bench-quick`: the benchmark suite, direct and through the proxy in one run.
+
+    python -m benchmarks [--quick] [--only ceiling,latency,connections] [--kafka-version V]
+
+Writes results/<date>/ with results.json, report.md and PNG plots, and prints the targets table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.harness import Bench
+from benchmarks.scenarios import ceiling, connections, latency
+from tenantry.localkafka import DEFAULT_VERSION, KafkaBroker
+
+SCENARIOS = ("ceiling", "latency", "connections")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller runs: the whole suite in under 5 minutes")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    parser.add_argument("--kafka-version", default=DEFAULT_VERSION)
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    out = Path("results") / datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"meta": {"started": datetime.now().isoformat(timespec="seconds"),
+                                        "kafka_version": args.kafka_version, "quick": args.quick,
+                                        "cpus": os.cpu_count(), "scenarios": chosen}}
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp, \
+            KafkaBroker(Path(tmp) / "kafka", version=args.kafka_version,
+                        extra_properties={"num.partitions": "3"}) as broker:
+        bench = Bench(broker, args.kafka_version, Path(tmp), args.quick)
+        if "ceiling" in chosen or "latency" in chosen:
+            results["ceiling"] = ceiling.run(bench)
+            print(f"ceiling: produce {results['ceiling']['ratio_produce']:.2f}, consume "
+                  f"{results['ceiling']['ratio_consume']:.2f} of direct", file=sys.stderr)
+        if "latency" in chosen:
+            results["latency"] = latency.run(bench, results["ceiling"]["produce_direct"]["records_per_sec"])
+        if "connections" in chosen:
+            results["connections"] = connections.run(bench)
+    results["meta"]["seconds"] = time.monotonic() - started
+    summary = report.write(results, out)
+    print(f"\n{summary}\n\nresults, report.md and plots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

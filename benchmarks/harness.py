@@ -1,0 +1,115 @@
+"""What every scenario shares: the local broker, proxies started as real processes, and measurement.
+
+A scenario gets a :class:`Bench`. It starts proxies through it (transparent, or with generated
+tenants), samples their CPU and memory, and reports progress. Every process it starts is stopped
+when the bench closes, and all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import tomli_w
+from tqdm import tqdm
+
+from tenantry.localkafka import KafkaBroker
+from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, api_versions_answers, free_port
+from tenantry.tenants import admin
+
+#: The password of every generated bench user: throwaway, local, printed in the report.
+BENCH_PASSWORD = "bench-password"
+
+
+@dataclass
+class Proxy:
+    process: subprocess.Popen[bytes]
+    bootstrap: str
+    metrics: str  # http://host:port
+    config: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def usage(self) -> tuple[float, int]:
+        """(CPU seconds so far, RSS bytes) of the proxy process."""
+        p = psutil.Process(self.pid)
+        cpu = p.cpu_times()
+        return cpu.user + cpu.system, p.memory_info().rss
+
+
+@dataclass
+class Bench:
+    broker: KafkaBroker
+    kafka_version: str
+    workdir: Path
+    quick: bool
+    _proxies: list[Proxy] = field(default_factory=list)
+
+    def progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
+        return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, file=sys.stderr)
+
+    @contextmanager
+    def proxy(self, *flags: str, tenants: dict[str, Any] | None = None) -> Iterator[Proxy]:
+        """A proxy process: transparent, or serving `tenants` (a config dict with [[tenants]])."""
+        port, metrics = free_port(), free_port()
+        base = free_port() - 1
+        args = [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", self.broker.sasl_bootstrap,
+                "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-username", SERVICE_USER,
+                "--listen", f"127.0.0.1:{port}", "--broker-port-base", str(base), "--log-level", "WARNING",
+                "--metrics-listen", f"127.0.0.1:{metrics}", *flags]
+        config = None
+        if tenants is not None:
+            config = self.workdir / f"tenants-{port}.toml"
+            config.write_text(tomli_w.dumps(tenants))
+            args += ["--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
+                     "--sasl-enabled-mechanisms", "SCRAM-SHA-256,PLAIN", "--config-poll-seconds", "0"]
+        log = open(self.workdir / f"proxy-{port}.log", "wb")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD))
+        proxy = Proxy(process, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics}", config)
+        try:
+            deadline = time.monotonic() + 60
+            while not api_versions_answers("127.0.0.1", port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the proxy did not start; see {log.name}")
+                time.sleep(0.1)
+            yield proxy
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            log.close()
+
+
+def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, float] | None = None,
+                   mechanism: str = "SCRAM-SHA-256") -> dict[str, Any]:
+    """`count` tenants t0000.. with users t0000-u0.., all with BENCH_PASSWORD (one credential, reused:
+    deriving a SCRAM key per user would take minutes for thousands of them)."""
+    data: dict[str, Any] = {}
+    admin.add_tenant(data, "t0000")
+    admin.add_user(data, "t0000", "t0000-u0", mechanism, BENCH_PASSWORD)
+    credentials = data["tenants"][0]["users"][0]["credentials"]
+    data["tenants"] = []
+    for i in range(count):
+        tenant: dict[str, Any] = {"id": f"t{i:04d}", "prefix": f"t{i:04d}.",
+                                  "users": [{"name": f"t{i:04d}-u{u}", "credentials": credentials}
+                                            for u in range(users_per_tenant)]}
+        if quotas:
+            tenant["quotas"] = dict(quotas)
+        data["tenants"].append(tenant)
+    return data

@@ -1,0 +1,150 @@
+"""The results of a run: results.json, report.md, PNG plots, and the summary table printed at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+#: The issue's targets on this 2-core machine: (what, how to read it from the results, goal, higher is better).
+TARGETS = (
+    ("produce vs direct", ("ceiling", "ratio_produce"), 0.90, True),
+    ("consume vs direct", ("ceiling", "ratio_consume"), 0.85, True),
+    ("p99 added at 50% load (ms)", ("latency", "p99_added_at_50"), 2.0, False),
+    ("RSS with 5,000 idle connections (MB)", ("connections", "rss_mb_at_5000"), 300.0, False),
+    ("quota accuracy (worst, % off)", ("quotas", "worst_error_pct"), 5.0, False),
+)
+
+
+def derived(results: dict[str, Any]) -> None:
+    """Add the figures the targets read (where the scenario ran)."""
+    latency = results.get("latency")
+    if latency:
+        at_50 = next((p for p in latency["points"] if p["load"] == 0.5), None)
+        if at_50:
+            latency["p99_added_at_50"] = at_50["added_ms"]["p99"]
+    connections = results.get("connections")
+    if connections:
+        at_5000 = next((p for p in connections["points"] if p["connections"] == 5000), None)
+        if at_5000:
+            connections["rss_mb_at_5000"] = at_5000["proxy_rss_mb"]
+
+
+def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for what, (scenario, key), goal, higher in TARGETS:
+        value = results.get(scenario, {}).get(key)
+        if value is None:
+            rows.append((what, "not run", f"{'≥' if higher else '≤'} {goal:g}", "-"))
+            continue
+        met = value >= goal if higher else value <= goal
+        rows.append((what, f"{value:.2f}", f"{'≥' if higher else '≤'} {goal:g}", "met" if met else "MISSED"))
+    return rows
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
+
+
+def plots(results: dict[str, Any], out: Path) -> list[str]:
+    made = []
+    ceiling = results.get("ceiling")
+    if ceiling:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        kinds = ["produce", "consume"]
+        direct = [ceiling[f"{k}_direct"]["mb_per_sec"] for k in kinds]
+        proxy = [ceiling[f"{k}_proxy"]["mb_per_sec"] for k in kinds]
+        xs = range(len(kinds))
+        ax.bar([x - 0.2 for x in xs], direct, 0.4, label="direct")
+        ax.bar([x + 0.2 for x in xs], proxy, 0.4, label="through the proxy")
+        ax.set_xticks(list(xs), kinds)
+        ax.set_ylabel("MB/s (1 KiB records, acks=all)")
+        ax.set_title("Ceiling")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "ceiling.png")
+        plt.close(fig)
+        made.append("ceiling.png")
+    latency = results.get("latency")
+    if latency:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        loads = [p["load"] * 100 for p in latency["points"]]
+        for pct, style in (("p50", "o-"), ("p99", "s-"), ("p999", "^-")):
+            ax.plot(loads, [p["direct"][f"{pct}_ms"] for p in latency["points"]], style, label=f"{pct} direct")
+            ax.plot(loads, [p["proxy"][f"{pct}_ms"] for p in latency["points"]], style + "-", alpha=0.6,
+                    label=f"{pct} proxy")
+        ax.set_xlabel("load (% of the direct ceiling)")
+        ax.set_ylabel("produce latency (ms)")
+        ax.set_title("Latency at fixed load")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(out / "latency.png")
+        plt.close(fig)
+        made.append("latency.png")
+    connections = results.get("connections")
+    if connections:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        points = connections["points"]
+        ax.plot([p["connections"] for p in points], [p["proxy_rss_mb"] for p in points], "o-")
+        ax.set_xlabel("idle authenticated connections")
+        ax.set_ylabel("proxy RSS (MB)")
+        ax.set_title("Connection scale")
+        fig.tight_layout()
+        fig.savefig(out / "connections.png")
+        plt.close(fig)
+        made.append("connections.png")
+    return made
+
+
+def markdown(results: dict[str, Any], images: list[str]) -> str:
+    meta = results["meta"]
+    parts = [f"# Tenantry benchmark, {meta['started']}", "",
+             f"Kafka {meta['kafka_version']}, {'quick' if meta['quick'] else 'full'} run, {meta['cpus']} cores, "
+             f"{meta['seconds']:.0f} s. Every scenario runs straight to the broker and through the proxy in "
+             "the same run.", "", "## Targets", "",
+             table(("target", "measured", "goal", ""), target_rows(results)), ""]
+    ceiling = results.get("ceiling")
+    if ceiling:
+        rows = [(k, f"{ceiling[f'{k}_direct']['mb_per_sec']:.1f}", f"{ceiling[f'{k}_proxy']['mb_per_sec']:.1f}",
+                 f"{ceiling[f'ratio_{k}']:.2f}", f"{ceiling[f'{k}_proxy']['proxy_cpu_pct']:.0f}%")
+                for k in ("produce", "consume")]
+        parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, ABBA order.", "",
+                  table(("", "direct MB/s", "proxy MB/s", "ratio", "proxy CPU"), rows), ""]
+    latency = results.get("latency")
+    if latency:
+        rows = [(f"{p['load'] * 100:.0f}%", f"{p['records_per_sec']:.0f}",
+                 *(f"{p['direct'][f'{q}_ms']:.0f} / {p['proxy'][f'{q}_ms']:.0f} ({p['added_ms'][q]:+.0f})"
+                   for q in ("p50", "p99", "p999"))) for p in latency["points"]]
+        parts += ["## Latency at fixed load", "", "Produce latency in ms, direct / proxy (added). "
+                  "ProducerPerformance reports whole milliseconds.", "",
+                  table(("load", "records/s", "p50", "p99", "p99.9"), rows), ""]
+    connections = results.get("connections")
+    if connections:
+        rows = [(str(p["connections"]), str(p["opened"]), f"{p['logins_per_sec']:.0f}",
+                 f"{p['proxy_rss_mb']:.0f}", f"{p['kb_per_connection']:.1f}") for p in connections["points"]]
+        parts += ["## Connection scale", "", f"Idle connections logged in with SCRAM-SHA-256 as users of "
+                  f"{connections['tenants']} tenants.", "",
+                  table(("connections", "opened", "logins/s", "proxy RSS MB", "kB per connection"), rows), ""]
+    parts += [f"![{name}]({name})" for name in images]
+    return "\n".join(parts) + "\n"
+
+
+def write(results: dict[str, Any], out: Path) -> str:
+    """Write every file; return the summary table for the terminal."""
+    derived(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    images = plots(results, out)
+    (out / "report.md").write_text(markdown(results, images))
+    return plain_table(("target", "measured", "goal", ""), target_rows(results))

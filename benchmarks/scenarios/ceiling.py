@@ -1,0 +1,48 @@
+"""Ceiling: Kafka's ProducerPerformance and ConsumerPerformance, 1 KiB records, acks=all, unthrottled,
+straight to the broker and through a transparent proxy, in ABBA order (direct, proxy, proxy, direct)
+so a broker still warming up favours neither side."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks import kafka_tools
+from benchmarks.harness import Bench
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    records = 200_000 if bench.quick else 500_000
+    version = bench.kafka_version
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("produce_direct", "produce_proxy",
+                                                                "consume_direct", "consume_proxy")}
+    with bench.proxy() as proxy:
+        bar = bench.progress(10, "ceiling")
+        # Full-size warm-up through both paths: the broker's JIT, page cache and log segments.
+        kafka_tools.produce(version, bench.broker.bootstrap, "ceiling-warmup-d", records)
+        bar.update()
+        kafka_tools.produce(version, proxy.bootstrap, "ceiling-warmup-p", records)
+        bar.update()
+        order = [("direct", bench.broker.bootstrap, "ceiling-d1"), ("proxy", proxy.bootstrap, "ceiling-p1"),
+                 ("proxy", proxy.bootstrap, "ceiling-p2"), ("direct", bench.broker.bootstrap, "ceiling-d2")]
+        for kind in ("produce", "consume"):
+            for side, bootstrap, topic in order:
+                cpu_before, _ = proxy.usage()
+                started = time.monotonic()
+                if kind == "produce":
+                    result = kafka_tools.produce(version, bootstrap, topic, records)
+                else:
+                    result = kafka_tools.consume(version, bootstrap, topic, records)
+                elapsed = time.monotonic() - started
+                cpu_after, rss = proxy.usage()
+                result["proxy_cpu_pct"] = 100 * (cpu_after - cpu_before) / elapsed
+                result["proxy_rss_mb"] = rss / 1e6
+                runs[f"{kind}_{side}"].append(result)
+                bar.update()
+        bar.close()
+    summary: dict[str, Any] = {"records": records, "record_size": 1024, "runs": runs}
+    for key, measured in runs.items():
+        summary[key] = {f: sum(r[f] for r in measured) / len(measured) for f in measured[0]}
+    for kind in ("produce", "consume"):
+        summary[f"ratio_{kind}"] = summary[f"{kind}_proxy"]["mb_per_sec"] / summary[f"{kind}_direct"]["mb_per_sec"]
+    return summary
