@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KAFKA_VERSION ?= 4.3.1
 PYTEST_ARGS ?=
 
-.PHONY: test test-unit test-kafka39 demo lint codegen bench-quick deps system-deps kafka-jars clean
+.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick deps system-deps kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,9 +56,13 @@ lint: $(STAMP)
 codegen: $(STAMP) kafka-jars
 	$(BIN)/python -m tenantry.protocol.codegen --kafka-version $(KAFKA_VERSION)
 
-## ProducerPerformance and ConsumerPerformance, direct and through the proxy, with ratios.
+## The benchmark suite, direct and through the proxy in one run: results/<date>/ (JSON, Markdown, PNG).
+bench: deps
+	$(BIN)/python -m benchmarks
+
+## The same, smaller: under 5 minutes.
 bench-quick: deps
-	$(BIN)/python -m benchmarks.quick
+	$(BIN)/python -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -93,3 +93,32 @@ def test_describe_topic_partitions_lists_only_the_tenants_topics_across_pages(te
     assert set(mine) <= set(names) and theirs not in names
     assert len(pairs) == len(set(pairs))  # each partition once: the cursor neither repeats nor goes back
     assert_all_owned(set(names), "acme.", kafka)
+
+
+def test_a_logged_in_connection_opens_its_broker_connection_with_its_first_request(tenant_proxy, kafka):
+    import psutil
+
+    from .rawclient import plain_login
+
+    broker_port = int(kafka.sasl_bootstrap.rsplit(":", 1)[1])
+
+    def to_broker() -> set[int]:
+        """Local ports of the proxy's connections to the broker (closing ones may leave; none may appear)."""
+        return {c.laddr.port for c in psutil.Process(tenant_proxy.process.pid).net_connections(kind="tcp")
+                if c.raddr and c.raddr.port == broker_port and c.status == psutil.CONN_ESTABLISHED}
+    def new_and_lasting(before: set[int]) -> set[int]:
+        """New broker connections still open half a second later (a health check's lasts milliseconds)."""
+        first = to_broker() - before
+        time.sleep(0.5)
+        return first & to_broker()
+    before = to_broker()
+    sock = plain_login(tenant_proxy.bootstrap, "alicia", TENANT_USERS["alicia"][2])
+    assert sock is not None
+    try:
+        time.sleep(0.5)
+        assert not new_and_lasting(before)  # idle after login: no broker connection yet
+        metadata = call(sock, MetadataRequest(topics=[]), 12, corr=3)
+        assert metadata.brokers  # served, through a broker connection opened for it
+        assert len(new_and_lasting(before)) == 1
+    finally:
+        sock.close()

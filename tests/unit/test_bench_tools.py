@@ -1,0 +1,68 @@
+"""The benchmark harness's own parts: the raw client's Produce body, the report and its targets table."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import report
+from benchmarks.harness import BENCH_PASSWORD, tenants_config
+from benchmarks.rawkafka import PRODUCE_VERSION, produce_body, record_batch
+from tenantry.protocol import decode
+from tenantry.protocol.messages.produce_request import ProduceRequest
+from tenantry.protocol.records import count_records
+from tenantry.tenants.auth import SaslExchange
+from tenantry.tenants.registry import Registry
+
+
+def test_the_produce_body_carries_the_prebuilt_batch_unchanged():
+    batch = record_batch(10, 100)
+    parts = produce_body("orders", 2, batch)
+    assert parts[1] is batch  # sent as is, never copied into the request
+    request = decode(ProduceRequest, memoryview(b"".join(parts)), PRODUCE_VERSION)
+    partition = request.topic_data[0].partition_data[0]
+    assert request.topic_data[0].name == "orders" and partition.index == 2 and request.acks == -1
+    assert bytes(partition.records) == batch and count_records(batch) == 10
+
+
+def test_generated_bench_tenants_log_in_with_the_bench_password():
+    registry = Registry.from_config(tenants_config(3, users_per_tenant=2))
+    assert sorted(registry.tenants) == ["t0000", "t0001", "t0002"]
+    assert registry.lookup("t0002-u1") is not None
+    # A SCRAM credential is made once and shared: check it verifies the password through a real exchange.
+    from scramp import ScramClient
+
+    client = ScramClient(["SCRAM-SHA-256"], "t0001-u0", BENCH_PASSWORD)
+    server = SaslExchange(registry, "SCRAM-SHA-256", b"secret")
+    client.set_server_first(server.step(client.get_client_first().encode()).decode())
+    client.set_server_final(server.step(client.get_client_final().encode()).decode())
+    assert server.principal is not None and server.principal.tenant.id == "t0001"
+
+
+def sample_results() -> dict:
+    side = {"mb_per_sec": 50.0, "records_per_sec": 51200.0, "proxy_cpu_pct": 10.0}
+    return {
+        "meta": {"started": "2026-11-22T17:00:00", "kafka_version": "4.3.1", "quick": True, "cpus": 2,
+                 "seconds": 170.0, "scenarios": ["ceiling", "latency", "connections"]},
+        "ceiling": {"records": 1000, "produce_direct": side, "produce_proxy": {**side, "mb_per_sec": 45.0},
+                    "consume_direct": side, "consume_proxy": side, "ratio_produce": 0.9, "ratio_consume": 1.0},
+        "latency": {"points": [{"load": load, "records_per_sec": 100.0,
+                                "direct": {"p50_ms": 2.0, "p99_ms": 10.0, "p999_ms": 20.0},
+                                "proxy": {"p50_ms": 3.0, "p99_ms": 13.0, "p999_ms": 25.0},
+                                "added_ms": {"p50": 1.0, "p99": 3.0, "p999": 5.0}} for load in (0.25, 0.5, 0.75)]},
+        "connections": {"tenants": 10, "points": [{"connections": 5000, "opened": 5000, "logins_per_sec": 200.0,
+                                                    "proxy_rss_mb": 84.0, "kb_per_connection": 5.6}]},
+    }
+
+
+def test_the_report_judges_each_target_and_writes_json_markdown_and_plots(tmp_path):
+    summary = report.write(sample_results(), tmp_path)
+    lines = {line.split("  ")[0]: line for line in summary.splitlines()}
+    assert lines["produce vs direct"].split()[-1] == "met"  # 0.90 is the goal itself
+    assert "MISSED" in lines["p99 added at 50% load (ms)"]  # 3 ms added, 2 allowed
+    assert "not run" in lines["quota accuracy (worst, % off)"]
+    assert "84.00" in lines["RSS with 5,000 idle connections (MB)"]
+    assert json.loads((tmp_path / "results.json").read_text())["latency"]["p99_added_at_50"] == 3.0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| produce | 50.0 | 45.0 | 0.90 | 10% |" in markdown
+    for image in ("ceiling.png", "latency.png", "connections.png"):
+        assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({image})" in markdown
