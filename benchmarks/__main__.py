@@ -1,6 +1,6 @@
 """`make bench` / `make bench-quick`: the benchmark suite, direct and through the proxy in one run.
 
-    python -m benchmarks [--quick] [--only ceiling,latency,connections] [--kafka-version V]
+    python -m benchmarks [--quick] [--only ceiling,latency,tenants,connections,quotas] [--kafka-version V]
 
 Writes results/<date>/ with results.json, report.md and PNG plots, and prints the targets table.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Bench
-from benchmarks.scenarios import ceiling, connections, latency
+from benchmarks.scenarios import ceiling, connections, latency, quotas, tenants
 from tenantry.localkafka import DEFAULT_VERSION, KafkaBroker
 
-SCENARIOS = ("ceiling", "latency", "connections")
+SCENARIOS = ("ceiling", "latency", "tenants", "connections", "quotas")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{results['ceiling']['ratio_consume']:.2f} of direct", file=sys.stderr)
         if "latency" in chosen:
             results["latency"] = latency.run(bench, results["ceiling"]["produce_direct"]["records_per_sec"])
+        if "tenants" in chosen:
+            results["tenants"] = tenants.run(bench)
         if "connections" in chosen:
             results["connections"] = connections.run(bench)
+        if "quotas" in chosen:
+            results["quotas"] = quotas.run(bench)
     results["meta"]["seconds"] = time.monotonic() - started
     summary = report.write(results, out)
     print(f"\n{summary}\n\nresults, report.md and plots in {out}")

@@ -103,6 +103,11 @@ class Connection:
         offset = response_body_offset(frame, response_header_version(request.API_KEY, version))
         return decode(RESPONSES[request.API_KEY], frame[offset:], version)
 
+    async def call_raw(self, request: Message, version: int) -> memoryview:
+        """Send a request; the response frame, undecoded (from its correlation id on)."""
+        assert request.API_KEY is not None
+        return await self._send(request.API_KEY, version, encode(request, version))
+
     def send_raw(self, api_key: int, version: int, body: list[bytes]) -> asyncio.Future[memoryview]:
         """Send an encoded body; the future gets the response frame (from its correlation id on)."""
         return self._send(api_key, version, body)

@@ -105,6 +105,21 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.savefig(out / "connections.png")
         plt.close(fig)
         made.append("connections.png")
+    many = results.get("tenants")
+    if many:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        counts = [p["tenants"] for p in many["points"]]
+        for side, style in (("direct", "o-"), ("proxy", "s-")):
+            ax.plot(counts, [p[side]["steady_p99_ms"] or 0 for p in many["points"]], style, label=f"steady p99, {side}")
+        ax.set_xscale("log")
+        ax.set_xlabel("tenants")
+        ax.set_ylabel("produce latency (ms)")
+        ax.set_title("Many tenants, with one noisy")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "tenants.png")
+        plt.close(fig)
+        made.append("tenants.png")
     return made
 
 
@@ -137,8 +152,43 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
         parts += ["## Connection scale", "", f"Idle connections logged in with SCRAM-SHA-256 as users of "
                   f"{connections['tenants']} tenants.", "",
                   table(("connections", "opened", "logins/s", "proxy RSS MB", "kB per connection"), rows), ""]
+    many = results.get("tenants")
+    if many:
+        rows = []
+        for p in many["points"]:
+            for side in ("direct", "proxy"):
+                r = p[side]
+                rows.append((str(p["tenants"]), side, f"{r['produced_mb_per_sec']:.1f}",
+                             f"{r['fetched_mb_per_sec']:.1f}",
+                             f"{r['steady_achieved_mb_per_sec']:.2f} / {r['steady_offered_mb_per_sec']:.0f}",
+                             f"{r['steady_fairness']:.3f}", _ms(r["steady_p50_ms"]), _ms(r["steady_p99_ms"]),
+                             f"{r['noisy_mb_per_sec']:.1f}", f"{r.get('proxy_cpu_pct', 0):.0f}%" if side == "proxy"
+                             else "-", f"{r['proxy_rss_mb']:.0f}" if side == "proxy" else "-", str(r["errors"])))
+        parts += ["## Many tenants", "", "Per tenant one topic, a producer and a consumer: steady, bursty, idle, and "
+                  f"tenant 0 noisy (flat out; {many['noisy_quota_mb_per_sec']:.0f} MB/s produce quota through the "
+                  "proxy). Fairness is Jain's index of steady tenants' achieved/offered rates.", "",
+                  table(("tenants", "side", "produced MB/s", "fetched MB/s", "steady MB/s (got / offered)",
+                         "fairness", "steady p50 ms", "steady p99 ms", "noisy MB/s", "proxy CPU", "proxy RSS MB",
+                         "errors"), rows), ""]
+    quota = results.get("quotas")
+    if quota:
+        rows = [(a["kind"], a["tenant"], f"{a['quota_mb_per_sec']:.2f}", f"{a['measured_mb_per_sec']:.3f}",
+                 f"{a['error_pct']:+.1f}%") for a in quota["accuracy"]]
+        parts += ["## Quotas", "", "Accuracy: raw clients flat out through the proxy, measured after the burst.", "",
+                  table(("quota", "tenant", "configured MB/s", "measured MB/s", "off by"), rows), ""]
+        rows = [(i["side"], "yes" if i["neighbour"] else "no", f"{i['victim_mb_per_sec']:.2f}",
+                 _ms(i["victim_p50_ms"]), _ms(i["victim_p99_ms"]), f"{i['neighbour_mb_per_sec']:.1f}")
+                for i in quota["isolation"]]
+        parts += ["Isolation: a victim producing 1 MB/s beside a neighbour producing flat out (held to its quota "
+                  "only through the proxy).", "",
+                  table(("side", "neighbour", "victim MB/s", "victim p50 ms", "victim p99 ms", "neighbour MB/s"),
+                        rows), ""]
     parts += [f"![{name}]({name})" for name in images]
     return "\n".join(parts) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def write(results: dict[str, Any], out: Path) -> str:

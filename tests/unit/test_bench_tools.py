@@ -66,3 +66,20 @@ def test_the_report_judges_each_target_and_writes_json_markdown_and_plots(tmp_pa
     assert "| produce | 50.0 | 45.0 | 0.90 | 10% |" in markdown
     for image in ("ceiling.png", "latency.png", "connections.png"):
         assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({image})" in markdown
+
+
+def test_the_consumer_moves_past_complete_batches_only():
+    from benchmarks.workload import next_offset
+
+    first, second = record_batch(3, 10), record_batch(2, 10)  # both start at offset 0: as a broker would renumber
+    offset, used = next_offset(memoryview(first), 0)
+    assert (offset, used) == (3, len(first))
+    offset, used = next_offset(memoryview(first + second[:20]), 0)  # a truncated batch at the end
+    assert (offset, used) == (3, len(first))
+
+
+def test_jains_index_is_one_for_equal_shares_and_one_over_n_for_a_single_winner():
+    from benchmarks.scenarios.tenants import jain
+
+    assert jain([1.0, 1.0, 1.0, 1.0]) == 1.0
+    assert jain([1.0, 0.0, 0.0, 0.0]) == 0.25
