@@ -98,6 +98,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.throttler: Throttler | None = None  # once a tenant's user has logged in
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
         self._ids_looked_up_for: memoryview | None = None
+        # Requests counted in the metrics and then held, to be replayed: not to be counted twice.
+        self._counted_frames: set[int] = set()
         self._guarded_frame: memoryview | None = None  # the last request a guard rail checked (and changed)
         self._guard_verdict: Verdict | None = None
         self._draining = False
@@ -268,7 +270,11 @@ class ClientConnection(asyncio.BufferedProtocol):
             return
         try:
             api_key, api_version, corr = peek_request_header(frame)
-            self.meter.request(api_key, len(frame) + 4)
+            fresh = id(frame) not in self._counted_frames
+            if fresh:
+                self.meter.request(api_key, len(frame) + 4)
+            else:
+                self._counted_frames.discard(id(frame))
             if api_key == API_VERSIONS_KEY:
                 self._answer_api_versions(api_version, corr)
                 return
@@ -289,9 +295,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             header = parse_request_header(frame)
             if self.client_id is None and header.client_id:
                 self.client_id = self.log_context["client_id"] = header.client_id
-            self.meter.client_id(header.client_id, len(frame) + 4)
-            if api_key == PRODUCE_KEY and frame is not self._ids_looked_up_for:
-                self.meter.produced(api_version, frame, header.body_offset)
+            if fresh:
+                self.meter.client_id(header.client_id, len(frame) + 4)
+                if api_key == PRODUCE_KEY:
+                    self.meter.produced(api_version, frame, header.body_offset)
             if api_key == DESCRIBE_CLUSTER and self._asks_for_controllers(frame, header.body_offset, api_version):
                 self.answer(Slot(corr, api_key, api_version), DescribeClusterResponse(
                     error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
@@ -301,6 +308,7 @@ class ClientConnection(asyncio.BufferedProtocol):
                 self._start_upstream()
                 assert self._held is not None
                 self._held.append(frame)
+                self._counted_frames.add(id(frame))
                 return
             assert self.rewriter is not None
             if self._guard_holds(frame, header.body_offset, api_key, api_version, corr):
@@ -396,6 +404,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             else:
                 assert verdict.request is not None
                 changed = memoryview(bytes(frame[:body_offset]) + encode(verdict.request, version))
+                self._counted_frames.add(id(changed))
                 self._guarded_frame, self._guard_verdict = changed, verdict
                 self._held = [changed, *held[1:]]
             self._release_held()
@@ -407,6 +416,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         """Hold this request and those after it while the broker says which topics the ids name."""
         assert self.upstream is not None
         self._held = [frame]
+        self._counted_frames.add(id(frame))
         self.gate.block("looking up topic ids")
         upstream = self.upstream
 
