@@ -12,7 +12,7 @@ LOADS = (0.25, 0.50, 0.75)
 
 
 def run(bench: Bench, ceiling_records_per_sec: float) -> dict[str, Any]:
-    seconds = 15 if bench.quick else 45
+    seconds = 10 if bench.quick else 45
     version = bench.kafka_version
     points = []
     with bench.proxy() as proxy:

@@ -92,7 +92,7 @@ async def _isolation(address: str, seconds: float, login: bool, with_neighbour: 
 
 
 def run(bench: Bench) -> dict[str, Any]:
-    seconds = 10 if bench.quick else 30
+    seconds = 8 if bench.quick else 30
     config = tenants_config(5)
     for entry in config["tenants"]:
         if entry["id"] in PRODUCE_QUOTAS:

@@ -116,7 +116,7 @@ def _proxied(bench: Bench, proxy: Proxy, count: int, seconds: float) -> dict[str
 
 def run(bench: Bench) -> dict[str, Any]:
     counts = (10, 100) if bench.quick else (10, 100, 1000)
-    seconds = 15 if bench.quick else 40
+    seconds = 10 if bench.quick else 40
     points = []
     for count in counts:
         bar = bench.progress(count, f"{count} tenants, direct")
