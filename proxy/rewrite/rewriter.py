@@ -74,6 +74,7 @@ class Rewriter:
         self.tenant_id = tenant_id
         self.allow_auto_create = allow_auto_create
         self.group_protocols: dict[str, str | None] = {}  # cluster group id -> protocol type
+        self._wanted_in_responses = (TENANT_RESPONSE | ADDRESSES) if namespace is not None else ADDRESSES
 
     # -- requests ---------------------------------------------------------------------------------
     def request(self, frame: memoryview, header: RequestHeader,
@@ -149,7 +150,7 @@ class Rewriter:
     def response(self, key: int, version: int, frame: memoryview, body_offset: int, ctx: RequestContext,
                  addresses: Addresses) -> list[Chunk]:
         """The response from just after its correlation id, rewritten."""
-        wanted = (TENANT_RESPONSE if self.ns is not None else frozenset()) | ADDRESSES
+        wanted = self._wanted_in_responses
         handler = special.RESPONSES.get(key) if self.ns is not None else None
         if handler is not None:  # before the check below: embedded bytes hold names no field marks
             message = decode(RESPONSES[key], frame[body_offset:], version)
