@@ -25,6 +25,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+from tenantry.protocol.primitives import encode_uvarint
 from tenantry.protocol.schema import Message
 
 SIZE = struct.Struct(">i")
@@ -143,16 +144,7 @@ def produce_body(topic: str, partition: int, batch: bytes, acks: int = -1) -> li
     # The records field is a compact bytes field: its length varint precedes it; re-encode it for `batch`.
     before, after = encoded.split(marker)
     length_varint_len = 1  # len(marker) + 1 == 9 fits one varint byte
-    return [before[:-length_varint_len] + _uvarint(len(batch) + 1), batch, after]
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return [before[:-length_varint_len] + encode_uvarint(len(batch) + 1), batch, after]
 
 
 def fetch_request(topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,

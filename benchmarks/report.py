@@ -58,6 +58,13 @@ def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
 
 
+def _save(fig: Any, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name)
+    plt.close(fig)
+    return name
+
+
 def plots(results: dict[str, Any], out: Path) -> list[str]:
     made = []
     ceiling = results.get("ceiling")
@@ -73,10 +80,7 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_ylabel("MB/s (1 KiB records, acks=all)")
         ax.set_title("Ceiling")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "ceiling.png")
-        plt.close(fig)
-        made.append("ceiling.png")
+        made.append(_save(fig, out, "ceiling.png"))
     latency = results.get("latency")
     if latency:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -89,10 +93,7 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_ylabel("produce latency (ms)")
         ax.set_title("Latency at fixed load")
         ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(out / "latency.png")
-        plt.close(fig)
-        made.append("latency.png")
+        made.append(_save(fig, out, "latency.png"))
     connections = results.get("connections")
     if connections:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -101,10 +102,7 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_xlabel("idle authenticated connections")
         ax.set_ylabel("proxy RSS (MB)")
         ax.set_title("Connection scale")
-        fig.tight_layout()
-        fig.savefig(out / "connections.png")
-        plt.close(fig)
-        made.append("connections.png")
+        made.append(_save(fig, out, "connections.png"))
     many = results.get("tenants")
     if many:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -116,10 +114,7 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_ylabel("produce latency (ms)")
         ax.set_title("Many tenants, with one noisy")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "tenants.png")
-        plt.close(fig)
-        made.append("tenants.png")
+        made.append(_save(fig, out, "tenants.png"))
     return made
 
 
