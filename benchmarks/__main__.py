@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs: the whole suite in under 5 minutes")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
     parser.add_argument("--kafka-version", default=DEFAULT_VERSION)
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
+                        help="run Kroxylicious as a peer in the ceiling and latency scenarios "
+                        "(default: yes, but not with --quick)")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SCENARIOS)
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp, \
             KafkaBroker(Path(tmp) / "kafka", version=args.kafka_version,
                         extra_properties={"num.partitions": "3"}) as broker:
-        bench = Bench(broker, args.kafka_version, Path(tmp), args.quick)
+        peers = not args.quick if args.peers is None else args.peers
+        bench = Bench(broker, args.kafka_version, Path(tmp), args.quick, peers)
         if "ceiling" in chosen or "latency" in chosen:
             results["ceiling"] = ceiling.run(bench)
             print(f"ceiling: produce {results['ceiling']['ratio_produce']:.2f}, consume "

@@ -54,6 +54,7 @@ class Bench:
     kafka_version: str
     workdir: Path
     quick: bool
+    peers: bool = False  # also run Kroxylicious where a scenario has a peer column
     _proxies: list[Proxy] = field(default_factory=list)
 
     def progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]

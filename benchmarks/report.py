@@ -8,6 +8,8 @@ from typing import Any
 
 import matplotlib
 
+from benchmarks.peers.kroxylicious import VERSION as KROXYLICIOUS
+
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
@@ -127,18 +129,25 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
              table(("target", "measured", "goal", ""), target_rows(results)), ""]
     ceiling = results.get("ceiling")
     if ceiling:
+        peer = "ratio_produce_kroxylicious" in ceiling
         rows = [(k, f"{ceiling[f'{k}_direct']['mb_per_sec']:.1f}", f"{ceiling[f'{k}_proxy']['mb_per_sec']:.1f}",
-                 f"{ceiling[f'ratio_{k}']:.2f}", f"{ceiling[f'{k}_proxy']['proxy_cpu_pct']:.0f}%")
-                for k in ("produce", "consume")]
-        parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, ABBA order.", "",
-                  table(("", "direct MB/s", "proxy MB/s", "ratio", "proxy CPU"), rows), ""]
+                 f"{ceiling[f'ratio_{k}']:.2f}", f"{ceiling[f'{k}_proxy']['proxy_cpu_pct']:.0f}%",
+                 *((f"{ceiling[f'{k}_kroxylicious']['mb_per_sec']:.1f}", f"{ceiling[f'ratio_{k}_kroxylicious']:.2f}")
+                   if peer else ())) for k in ("produce", "consume")]
+        header = ("", "direct MB/s", "proxy MB/s", "ratio", "proxy CPU", *(("Kroxylicious MB/s", "ratio") if peer
+                                                                            else ()))
+        parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, ABBA order"
+                  + (f"; Kroxylicious {KROXYLICIOUS} in pass-through after its own warm-up." if peer else "."), "",
+                  table(header, rows), ""]
     latency = results.get("latency")
     if latency:
+        peer = any(p.get("kroxylicious") for p in latency["points"])
         rows = [(f"{p['load'] * 100:.0f}%", f"{p['records_per_sec']:.0f}",
                  *(f"{p['direct'][f'{q}_ms']:.0f} / {p['proxy'][f'{q}_ms']:.0f} ({p['added_ms'][q]:+.0f})"
+                   + (f" / {p['kroxylicious'][f'{q}_ms']:.0f}" if peer else "")
                    for q in ("p50", "p99", "p999"))) for p in latency["points"]]
-        parts += ["## Latency at fixed load", "", "Produce latency in ms, direct / proxy (added). "
-                  "ProducerPerformance reports whole milliseconds.", "",
+        parts += ["## Latency at fixed load", "", "Produce latency in ms, direct / proxy (added)"
+                  + (" / Kroxylicious" if peer else "") + ". ProducerPerformance reports whole milliseconds.", "",
                   table(("load", "records/s", "p50", "p99", "p99.9"), rows), ""]
     connections = results.get("connections")
     if connections:

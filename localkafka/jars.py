@@ -36,21 +36,25 @@ def resolve_jars(version: str = DEFAULT_VERSION) -> Path:
     lib = cache_root() / version / "lib"
     if (lib / f"kafka_2.13-{version}.jar").exists() and (lib / f"kafka-tools-{version}.jar").exists():
         return lib
+    return fetch_from_maven(_POM.format(v=version), lib, f"Kafka {version}")
+
+
+def fetch_from_maven(pom: str, lib: Path, what: str) -> Path:
+    """Copy every dependency of `pom` from Maven Central into `lib` (replaced whole, or not at all)."""
     if shutil.which("mvn") is None:
-        raise RuntimeError("Maven (mvn) is needed to fetch Kafka's jars from Maven Central; install it first")
+        raise RuntimeError(f"Maven (mvn) is needed to fetch {what} from Maven Central; install it first")
     lib.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-        pom = Path(tmp) / "pom.xml"
-        pom.write_text(_POM.format(v=version))
+        pom_file = Path(tmp) / "pom.xml"
+        pom_file.write_text(pom)
         staging = Path(tmp) / "lib"
         result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            ["mvn", "-q", "-B", "-f", str(pom_file), "dependency:copy-dependencies",
              f"-DoutputDirectory={staging}"],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"could not resolve Kafka {version} from Maven Central:\n{result.stdout}"
-                               f"{result.stderr}")
+            raise RuntimeError(f"could not resolve {what} from Maven Central:\n{result.stdout}{result.stderr}")
         if lib.exists():
             shutil.rmtree(lib)
         staging.rename(lib)  # atomic: a half-downloaded folder is never mistaken for a complete one

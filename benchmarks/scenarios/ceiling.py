@@ -9,6 +9,7 @@ from typing import Any
 
 from benchmarks import kafka_tools
 from benchmarks.harness import Bench
+from benchmarks.peers.kroxylicious import kroxylicious
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -40,9 +41,32 @@ def run(bench: Bench) -> dict[str, Any]:
                 runs[f"{kind}_{side}"].append(result)
                 bar.update()
         bar.close()
+    if bench.peers:
+        runs.update(_peer(bench, records))
     summary: dict[str, Any] = {"records": records, "record_size": 1024, "runs": runs}
     for key, measured in runs.items():
         summary[key] = {f: sum(r[f] for r in measured) / len(measured) for f in measured[0]}
     for kind in ("produce", "consume"):
         summary[f"ratio_{kind}"] = summary[f"{kind}_proxy"]["mb_per_sec"] / summary[f"{kind}_direct"]["mb_per_sec"]
+        if bench.peers:
+            summary[f"ratio_{kind}_kroxylicious"] = (summary[f"{kind}_kroxylicious"]["mb_per_sec"]
+                                                     / summary[f"{kind}_direct"]["mb_per_sec"])
     return summary
+
+
+def _peer(bench: Bench, records: int) -> dict[str, list[dict[str, float]]]:
+    """Kroxylicious in pass-through: the same runs after a warm-up (its JIT needs one more than we do)."""
+    version = bench.kafka_version
+    runs: dict[str, list[dict[str, float]]] = {"produce_kroxylicious": [], "consume_kroxylicious": []}
+    with kroxylicious(bench.broker.bootstrap, bench.workdir) as bootstrap:
+        bar = bench.progress(5, "ceiling, Kroxylicious")
+        kafka_tools.produce(version, bootstrap, "ceiling-warmup-k", records)
+        bar.update()
+        for topic in ("ceiling-k1", "ceiling-k2"):
+            runs["produce_kroxylicious"].append(kafka_tools.produce(version, bootstrap, topic, records))
+            bar.update()
+        for topic in ("ceiling-k1", "ceiling-k2"):
+            runs["consume_kroxylicious"].append(kafka_tools.consume(version, bootstrap, topic, records))
+            bar.update()
+        bar.close()
+    return runs

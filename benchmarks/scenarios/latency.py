@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks import kafka_tools
 from benchmarks.harness import Bench
+from benchmarks.peers.kroxylicious import kroxylicious
 
 LOADS = (0.25, 0.50, 0.75)
 
@@ -30,7 +31,12 @@ def run(bench: Bench, ceiling_records_per_sec: float) -> dict[str, Any]:
                                                      records, throughput=rate)
                 bar.update()
             added = {p: measured["proxy"][f"{p}_ms"] - measured["direct"][f"{p}_ms"] for p in ("p50", "p99", "p999")}
+            if bench.peers:
+                with kroxylicious(bench.broker.bootstrap, bench.workdir) as peer:
+                    kafka_tools.produce(version, peer, "latency-kroxylicious-warmup", records // 2, throughput=rate)
+                    measured["kroxylicious"] = kafka_tools.produce(
+                        version, peer, f"latency-kroxylicious-{int(load * 100)}", records, throughput=rate)
             points.append({"load": load, "records_per_sec": rate, "seconds": seconds, "direct": measured["direct"],
-                           "proxy": measured["proxy"], "added_ms": added})
+                           "proxy": measured["proxy"], "added_ms": added, "kroxylicious": measured.get("kroxylicious")})
         bar.close()
     return {"points": points}

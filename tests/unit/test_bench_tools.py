@@ -83,3 +83,17 @@ def test_jains_index_is_one_for_equal_shares_and_one_over_n_for_a_single_winner(
 
     assert jain([1.0, 1.0, 1.0, 1.0]) == 1.0
     assert jain([1.0, 0.0, 0.0, 0.0]) == 0.25
+
+
+def test_a_peer_column_appears_when_kroxylicious_ran(tmp_path):
+    results = sample_results()
+    ceiling = results["ceiling"]
+    ceiling["produce_kroxylicious"] = {**ceiling["produce_direct"], "mb_per_sec": 37.5}
+    ceiling["consume_kroxylicious"] = ceiling["consume_direct"]
+    ceiling["ratio_produce_kroxylicious"], ceiling["ratio_consume_kroxylicious"] = 0.75, 1.0
+    for point in results["latency"]["points"]:
+        point["kroxylicious"] = {"p50_ms": 4.0, "p99_ms": 15.0, "p999_ms": 30.0}
+    report.write(results, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| produce | 50.0 | 45.0 | 0.90 | 10% | 37.5 | 0.75 |" in markdown
+    assert "| 50% | 100 | 2 / 3 (+1) / 4 | 10 / 13 (+3) / 15 | 20 / 25 (+5) / 30 |" in markdown

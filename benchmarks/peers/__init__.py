@@ -1,0 +1,1 @@
+"""Peer proxies run beside Tenantry in the benchmarks, from Maven Central jars."""

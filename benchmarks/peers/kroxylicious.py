@@ -1,0 +1,72 @@
+"""Kroxylicious in pass-through, as a peer column in the ceiling and latency scenarios.
+
+Maven Central carries its runtime (io.kroxylicious:kroxylicious-runtime; 0.12.0 is the newest there)
+but not its launcher application, so a ten-line Java main starts it from a YAML config. It runs one
+virtual cluster with no filters, the port of each broker identifying it, as Tenantry does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenantry.localkafka.broker import api_versions_answers, free_port
+from tenantry.localkafka.jars import cache_root, fetch_from_maven
+
+VERSION = "0.12.0"
+_POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tenantry.bench</groupId><artifactId>kroxylicious-peer</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>io.kroxylicious</groupId><artifactId>kroxylicious-runtime</artifactId>
+      <version>{VERSION}</version></dependency>
+  </dependencies>
+</project>
+"""
+MAIN = Path(__file__).with_name("KroxyliciousMain.java")
+
+
+def jars() -> Path:
+    lib = cache_root().parent / "kroxylicious" / VERSION / "lib"
+    if (lib / f"kroxylicious-runtime-{VERSION}.jar").exists():
+        return lib
+    return fetch_from_maven(_POM, lib, f"Kroxylicious {VERSION}")
+
+
+@contextmanager
+def kroxylicious(upstream: str, workdir: Path) -> Iterator[str]:
+    """A running Kroxylicious in front of `upstream` (PLAINTEXT); yields its bootstrap address."""
+    port = free_port()
+    config = workdir / f"kroxylicious-{port}.yaml"
+    config.write_text(f"""virtualClusters:
+  - name: bench
+    targetCluster:
+      bootstrapServers: {upstream}
+    gateways:
+      - name: default
+        portIdentifiesNode:
+          bootstrapAddress: 127.0.0.1:{port}
+          nodeStartPort: {port + 1}
+""")
+    classpath = ":".join(str(p) for p in sorted(jars().glob("*.jar")))
+    log = open(workdir / f"kroxylicious-{port}.log", "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(["java", "-Xmx1G", "-cp", classpath, str(MAIN), str(config)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while not api_versions_answers("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Kroxylicious did not start; see {log.name}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
