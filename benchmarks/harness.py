@@ -8,13 +8,11 @@ when the bench closes, and all traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,9 @@ import psutil
 import tomli_w
 from tqdm import tqdm
 
+from benchmarks.processes import serving
 from tenantry.localkafka import KafkaBroker
-from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, api_versions_answers, free_port
+from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, free_port
 from tenantry.tenants import admin
 
 #: The password of every generated bench user: throwaway, local, printed in the report.
@@ -55,7 +54,6 @@ class Bench:
     workdir: Path
     quick: bool
     peers: bool = False  # also run Kroxylicious where a scenario has a peer column
-    _proxies: list[Proxy] = field(default_factory=list)
 
     def progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -75,26 +73,9 @@ class Bench:
             config.write_text(tomli_w.dumps(tenants))
             args += ["--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
                      "--sasl-enabled-mechanisms", "SCRAM-SHA-256,PLAIN", "--config-poll-seconds", "0"]
-        log = open(self.workdir / f"proxy-{port}.log", "wb")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                   env=dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD))
-        proxy = Proxy(process, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics}", config)
-        try:
-            deadline = time.monotonic() + 60
-            while not api_versions_answers("127.0.0.1", port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the proxy did not start; see {log.name}")
-                time.sleep(0.1)
-            yield proxy
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            log.close()
+        env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
+        with serving(args, port, self.workdir / f"proxy-{port}.log", "the proxy", env) as process:
+            yield Proxy(process, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics}", config)
 
 
 def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, float] | None = None,

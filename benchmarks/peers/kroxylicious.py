@@ -7,13 +7,12 @@ virtual cluster with no filters, the port of each broker identifying it, as Tena
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tenantry.localkafka.broker import api_versions_answers, free_port
+from benchmarks.processes import serving
+from tenantry.localkafka.broker import free_port
 from tenantry.localkafka.jars import cache_root, fetch_from_maven
 
 VERSION = "0.12.0"
@@ -52,21 +51,6 @@ def kroxylicious(upstream: str, workdir: Path) -> Iterator[str]:
           nodeStartPort: {port + 1}
 """)
     classpath = ":".join(str(p) for p in sorted(jars().glob("*.jar")))
-    log = open(workdir / f"kroxylicious-{port}.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(["java", "-Xmx1G", "-cp", classpath, str(MAIN), str(config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while not api_versions_answers("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Kroxylicious did not start; see {log.name}")
-            time.sleep(0.5)
+    args = ["java", "-Xmx1G", "-cp", classpath, str(MAIN), str(config)]
+    with serving(args, port, workdir / f"kroxylicious-{port}.log", "Kroxylicious", startup_seconds=90):
         yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

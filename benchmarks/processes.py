@@ -1,0 +1,35 @@
+"""Start a Kafka-speaking server process for a benchmark, wait until it answers, and always stop it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenantry.localkafka.broker import api_versions_answers
+
+
+@contextmanager
+def serving(args: list[str], port: int, log_path: Path, what: str, env: Mapping[str, str] | None = None,
+            startup_seconds: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `args` (output to `log_path`) until it answers ApiVersions on `port`; SIGTERM it on the way out."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + startup_seconds
+            while not api_versions_answers("127.0.0.1", port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{what} did not start; see {log_path}")
+                time.sleep(0.2)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
