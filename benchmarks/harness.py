@@ -21,6 +21,7 @@ import tomli_w
 from tqdm import tqdm
 
 from benchmarks.processes import serving
+from benchmarks.scrape import Histogram, histogram
 from tenantry.localkafka import KafkaBroker
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, free_port
 from tenantry.tenants import admin
@@ -45,6 +46,9 @@ class Proxy:
         p = psutil.Process(self.pid)
         cpu = p.cpu_times()
         return cpu.user + cpu.system, p.memory_info().rss
+
+    def histogram(self, name: str, labels: dict[str, str]) -> Histogram:
+        return histogram(self.metrics, name, labels)
 
 
 @dataclass

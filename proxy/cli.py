@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -138,6 +139,10 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
         if config.config_poll_seconds > 0:
             watcher = loop.create_task(watch(server, config_path, config.config_poll_seconds))
+    # What start-up built (the codec's classes, the tenants, the config) lives as long as the process. Frozen,
+    # the cyclic collector stops re-scanning it in every full collection: 35-45 ms on the event loop, each.
+    gc.collect()
+    gc.freeze()
     log.info("proxy ready")
     await stop.wait()
     if watcher is not None:
