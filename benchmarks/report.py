@@ -57,6 +57,14 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def _errors(errors: dict[str, int] | int) -> str:
+    """`0`, or the count and its kinds: `12 (fetch error 6: 10, connection lost: 2)`."""
+    if isinstance(errors, int):  # results written before errors had kinds
+        return str(errors)
+    total = sum(errors.values())
+    return f"{total} ({', '.join(f'{kind}: {n}' for kind, n in sorted(errors.items()))})" if total else "0"
+
+
 def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
@@ -179,7 +187,7 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
                              f"{r['steady_achieved_mb_per_sec']:.2f} / {r['steady_offered_mb_per_sec']:.0f}",
                              f"{r['steady_fairness']:.3f}", _ms(r["steady_p50_ms"]), _ms(r["steady_p99_ms"]),
                              f"{r['noisy_mb_per_sec']:.1f}", f"{r.get('proxy_cpu_pct', 0):.0f}%" if side == "proxy"
-                             else "-", f"{r['proxy_rss_mb']:.0f}" if side == "proxy" else "-", str(r["errors"])))
+                             else "-", f"{r['proxy_rss_mb']:.0f}" if side == "proxy" else "-", _errors(r["errors"])))
         parts += ["## Many tenants", "", "Per tenant one topic, a producer and a consumer: steady, bursty, idle, and "
                   f"tenant 0 noisy (flat out; {many['noisy_quota_mb_per_sec']:.0f} MB/s produce quota through the "
                   "proxy). Fairness is Jain's index of steady tenants' achieved/offered rates.", "",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from benchmarks.rawkafka import FETCH_VERSION, PRODUCE_VERSION, Connection, KafkaError, fetch_request, produce_body
@@ -28,7 +29,7 @@ class Tally:
 
     bytes: int = 0
     requests: int = 0
-    errors: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # by kind: "produce error 7", "connection lost", ...
     latencies: list[float] = field(default_factory=list)  # seconds, per request
     window: tuple[float, float] = (0.0, 0.0)
 
@@ -77,14 +78,14 @@ async def _one_produce(conn: Connection, body: list[bytes], size: int, tally: Ta
     started = time.monotonic()
     try:
         frame = await conn.send_raw(0, PRODUCE_VERSION, body)
-    except KafkaError:
-        tally.errors += 1
+    except KafkaError as exc:
+        tally.errors[str(exc).split(":")[0]] += 1
         return
     done = time.monotonic()
     response = decode(ProduceResponse, frame[response_body_offset(frame, response_header_version(0, PRODUCE_VERSION)):],
                       PRODUCE_VERSION)
-    if response.responses[0].partition_responses[0].error_code:
-        tally.errors += 1
+    if code := response.responses[0].partition_responses[0].error_code:
+        tally.errors[f"produce error {code}"] += 1
     elif tally.counts(done):
         tally.bytes += size
         tally.requests += 1
@@ -97,8 +98,8 @@ async def consume(conn: Connection, topic: str, until: float, tally: Tally, offs
     while time.monotonic() < until:
         try:
             frame = await conn.call_raw(fetch_request(topic, 0, offset), FETCH_VERSION)
-        except KafkaError:
-            tally.errors += 1
+        except KafkaError as exc:
+            tally.errors[str(exc).split(":")[0]] += 1
             return
         response = decode(FetchResponse, frame[response_body_offset(frame, header):], FETCH_VERSION)
         if response.throttle_time_ms:
@@ -106,7 +107,7 @@ async def consume(conn: Connection, topic: str, until: float, tally: Tally, offs
         for topic_data in response.responses:
             for partition in topic_data.partitions:
                 if partition.error_code:
-                    tally.errors += 1
+                    tally.errors[f"fetch error {partition.error_code}"] += 1
                     continue
                 records = partition.records or b""
                 offset, used = next_offset(memoryview(records), offset)

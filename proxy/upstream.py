@@ -30,7 +30,7 @@ from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.receiver import FrameInput
-from tenantry.proxy.sasl_client import sasl_client
+from tenantry.proxy.sasl_client import SaslError, sasl_client
 from tenantry.proxy.stats import BrokerStats
 
 log = logging.getLogger("tenantry.upstream")
@@ -100,7 +100,9 @@ class UpstreamConnection(asyncio.BufferedProtocol):
                 _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port)
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
-            raise UpstreamError(f"broker {host}:{port}: {exc or type(exc).__name__}") from None
+            reason = str(exc) or (f"no answer within {config.upstream_connect_timeout:g} s (upstream_connect_timeout)"
+                                  if isinstance(exc, TimeoutError) else type(exc).__name__)
+            raise UpstreamError(f"broker {host}:{port}: {reason}") from None
         return conn
 
     # -- asyncio protocol -------------------------------------------------------------------------------
@@ -229,10 +231,10 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             if response.error_code:
                 raise UpstreamError(f"broker refused the proxy's login as {self.config.upstream_sasl_username}: "
                                     f"{response.error_message or response.error_code}")
-            # SCRAM derives its salted password here: PBKDF2, 2-5 ms of CPU, for every upstream connection
-            # and health check. Off the event loop, as client logins are.
-            token = await asyncio.get_running_loop().run_in_executor(None, client.next_message,
-                                                                     response.auth_bytes)
+            try:
+                token = client.next_message(response.auth_bytes)
+            except SaslError as exc:
+                raise UpstreamError(f"login as {self.config.upstream_sasl_username} failed: {exc}") from None
         lifetime_ms = response.session_lifetime_ms if response is not None else 0
         if lifetime_ms > 0:
             # KIP-368: log in again before the broker's session expires, at a random 85-95% of it so a

@@ -60,7 +60,7 @@ async def _accuracy(address: str, seconds: float) -> list[dict[str, Any]]:
         conn.close()
         out.append({"kind": kind, "tenant": tenant_id, "quota_mb_per_sec": rate / 1e6,
                     "measured_mb_per_sec": tally.rate() / 1e6,
-                    "error_pct": 100 * (tally.rate() - rate) / rate, "errors": tally.errors})
+                    "error_pct": 100 * (tally.rate() - rate) / rate, "errors": dict(tally.errors)})
     return out
 
 
@@ -86,7 +86,7 @@ async def _isolation(address: str, seconds: float, login: bool, with_neighbour: 
             "neighbour_mb_per_sec": noisy.rate() / 1e6,
             "victim_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
             "victim_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
-            "errors": tally.errors}
+            "errors": dict(tally.errors)}
 
 
 def run(bench: Bench) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 from benchmarks.harness import BENCH_PASSWORD, Bench, Proxy, tenants_config
@@ -92,7 +93,7 @@ async def _drive(address: str, count: int, seconds: float, login: bool, bar: Any
         "steady_p50_ms": 1000 * statistics.median(steady_latencies) if steady_latencies else None,
         "steady_p99_ms": 1000 * steady_latencies[int(0.99 * (len(steady_latencies) - 1))] if steady_latencies
         else None,
-        "errors": sum(t[0].errors + t[1].errors for t in tallies.values()),
+        "errors": dict(sum((t[0].errors + t[1].errors for t in tallies.values()), Counter[str]())),
     }
 
 
