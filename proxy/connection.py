@@ -97,6 +97,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.rewriter: Rewriter | None = None
         self.throttler: Throttler | None = None  # once a tenant's user has logged in
         self._held: list[memoryview] | None = None  # requests waiting for the broker connection
+        self._table_source: dict[int, Versions] | None = None
+        self._tenant_table: dict[int, Versions] = {}
         self._ids_looked_up_for: memoryview | None = None
         # Requests counted in the metrics and then held, to be replayed: not to be counted twice.
         self._counted_frames: set[int] = set()
@@ -253,13 +255,13 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     # -- requests -------------------------------------------------------------------------------------
     def _table(self) -> dict[int, Versions]:
-        if self.upstream is None:
-            table = tenant_table(self.server.api_table)
-        elif self.auth is None:
+        """The versions this client may use. Built once per version table it derives from, not per request."""
+        if self.upstream is not None and self.auth is None:
             return self.upstream.table
-        else:
-            table = tenant_table(self.upstream.table)
-        return table | SASL_VERSIONS
+        source = self.server.api_table if self.upstream is None else self.upstream.table
+        if self._table_source is not source:
+            self._table_source, self._tenant_table = source, tenant_table(source) | SASL_VERSIONS
+        return self._tenant_table
 
     def _on_request(self, frame: memoryview) -> None:
         if self._held is not None:
