@@ -140,13 +140,21 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
     ceiling = results.get("ceiling")
     if ceiling:
         peer = "ratio_produce_kroxylicious" in ceiling
-        rows = [(k, f"{ceiling[f'{k}_direct']['mb_per_sec']:.1f}", f"{ceiling[f'{k}_proxy']['mb_per_sec']:.1f}",
-                 f"{ceiling[f'ratio_{k}']:.2f}", f"{ceiling[f'{k}_proxy']['proxy_cpu_pct']:.0f}%",
-                 *((f"{ceiling[f'{k}_kroxylicious']['mb_per_sec']:.1f}", f"{ceiling[f'ratio_{k}_kroxylicious']:.2f}")
-                   if peer else ())) for k in ("produce", "consume")]
+        runs = ceiling.get("runs", {})
+
+        def mb(key: str) -> str:
+            """The median, and the lowest to highest run when there were several."""
+            each = [r["mb_per_sec"] for r in runs.get(key, [])]
+            spread = f" ({min(each):.0f} to {max(each):.0f})" if len(each) > 1 else ""
+            return f"{ceiling[key]['mb_per_sec']:.1f}{spread}"
+        rows = [(k, mb(f"{k}_direct"), mb(f"{k}_proxy"), f"{ceiling[f'ratio_{k}']:.2f}",
+                 f"{ceiling[f'{k}_proxy']['proxy_cpu_pct']:.0f}%",
+                 *((mb(f"{k}_kroxylicious"), f"{ceiling[f'ratio_{k}_kroxylicious']:.2f}") if peer else ()))
+                for k in ("produce", "consume")]
         header = ("", "direct MB/s", "proxy MB/s", "ratio", "proxy CPU", *(("Kroxylicious MB/s", "ratio") if peer
                                                                             else ()))
-        parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, ABBA order"
+        parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, ABBA order; each "
+                  "side's median over its runs (lowest to highest in brackets)"
                   + (f"; Kroxylicious {KROXYLICIOUS} in pass-through after its own warm-up." if peer else "."), "",
                   table(header, rows), ""]
     latency = results.get("latency")

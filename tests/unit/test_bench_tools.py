@@ -96,9 +96,10 @@ def test_a_peer_column_appears_when_kroxylicious_ran(tmp_path):
     ceiling["ratio_produce_kroxylicious"], ceiling["ratio_consume_kroxylicious"] = 0.75, 1.0
     for point in results["latency"]["points"]:
         point["kroxylicious"] = {"p50_ms": 4.0, "p99_ms": 15.0, "p999_ms": 30.0}
+    ceiling["runs"] = {"produce_direct": [{"mb_per_sec": 44.6}, {"mb_per_sec": 55.4}]}
     report.write(results, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert "| produce | 50.0 | 45.0 | 0.90 | 10% | 37.5 | 0.75 |" in markdown
+    assert "| produce | 50.0 (45 to 55) | 45.0 | 0.90 | 10% | 37.5 | 0.75 |" in markdown
     assert ("| 50% | 100 | 2 / 3 (+1) / 4 | 10 / 13 (+3) / 15 | 20 / 25 (+5) / 30 | 9 to 40 / 12 to 30 "
             "| ≤ 0.2 / ≤ 0.5 / ≤ 2.5 |") in markdown
 
