@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tenantry.connection")
 DESCRIBE_CLUSTER = 60
+HOLDING = "holding requests"
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -227,17 +228,24 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def on_reauthentication(self, running: bool) -> None:
         if running:
-            self._held = []
+            self.hold()
         else:
             self._release_held()
 
     def hold(self) -> None:
-        """Hold requests from now on (in order) until they are released."""
+        """Hold requests from now on (in order) until they are released, and read no more meanwhile.
+
+        Held requests meet the quotas only when replayed. Reading on, a client that pipelines (librdkafka)
+        would queue seconds of them during a broker re-authentication, and their replay would reach the
+        broker as one burst: 17 produce requests at once, 1.75x a user's quota over a 10 s test.
+        """
         self._held = []
+        self.gate.block(HOLDING)
 
     def take_held(self) -> list[memoryview]:
         """Stop holding; the requests held so far, for :meth:`replay`."""
         held, self._held = self._held or [], None
+        self.gate.unblock(HOLDING)
         return held
 
     def replay(self, frames: list[memoryview]) -> None:
