@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -10,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tenantry.localkafka.broker import api_versions_answers
+from tenantry.localkafka.processes import stop_process
 
 
 @contextmanager
@@ -26,10 +26,4 @@ def serving(args: list[str], port: int, log_path: Path, what: str, env: Mapping[
                 time.sleep(0.2)
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, 60)

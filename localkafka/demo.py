@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, KafkaBroker, api_versions_answers
+from tenantry.localkafka.processes import stop_process
 
 LISTEN = os.environ.get("TENANTRY_DEMO_LISTEN", "127.0.0.1:19092")
 METRICS = os.environ.get("TENANTRY_DEMO_METRICS", "127.0.0.1:19644")
@@ -110,12 +111,8 @@ Press Ctrl-C to stop the proxy and the broker.
         print("\nstopping ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if proxy is not None and proxy.poll() is None:
-            proxy.send_signal(signal.SIGTERM)
-            try:
-                proxy.wait(15)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
+        if proxy is not None:
+            stop_process(proxy, 15)
         broker.stop()
         if not chosen:
             shutil.rmtree(workdir, ignore_errors=True)  # our own throwaway folder; a chosen one is kept

@@ -45,7 +45,8 @@ class ScramSaslClient:
         self.mechanism = mechanism
         self._hash = _SCRAM_HASHES[mechanism]
         self._password = password
-        self._client_first_bare = f"n={_sasl_name(username)},r={secrets.token_urlsafe(24)}"
+        self._nonce = secrets.token_urlsafe(24)
+        self._client_first_bare = f"n={_sasl_name(username)},r={self._nonce}"
         self._server_signature: bytes | None = None
 
     def first_message(self) -> bytes:
@@ -61,12 +62,12 @@ class ScramSaslClient:
         fields = _fields(server_first)
         if "e" in fields:
             raise SaslError(f"the broker refused the login: {fields['e']}")
-        nonce, client_nonce = fields.get("r", ""), self._client_first_bare.rsplit("r=", 1)[1]
+        nonce = fields.get("r", "")
         try:
             salt, iterations = base64.b64decode(fields["s"], validate=True), int(fields["i"])
         except (KeyError, ValueError, binascii.Error):
             raise SaslError(f"malformed SCRAM server-first message: {server_first!r}") from None
-        if not nonce.startswith(client_nonce) or len(nonce) == len(client_nonce) or iterations < 1:
+        if not nonce.startswith(self._nonce) or len(nonce) == len(self._nonce) or iterations < 1:
             raise SaslError(f"SCRAM server-first message does not continue this login: {server_first!r}")
         salted = salted_password(self._hash, self._password, salt, iterations)
         client_key = hmac.digest(salted, b"Client Key", self._hash)
