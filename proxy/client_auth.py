@@ -40,6 +40,7 @@ class ClientAuth:
         self._expires_at: float | None = None
         self.mechanism = ""
         self.claimed_user: str | None = None  # the last exchange's user name, proven or not
+        self.raw_tokens = False  # after SaslHandshake v0, frames are bare SASL tokens until login (KIP-152)
 
     @property
     def authenticated(self) -> bool:

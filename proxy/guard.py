@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantry.protocol import decode, encode
 from tenantry.protocol.errors import ErrorCode
@@ -26,7 +26,6 @@ from tenantry.protocol.messages.list_groups_request import ListGroupsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message
-from tenantry.proxy.upstream import UpstreamConnection
 from tenantry.tenants.limits import (
     Limits,
     NewTopic,
@@ -38,6 +37,9 @@ from tenantry.tenants.limits import (
 )
 from tenantry.tenants.registry import Tenant
 from tenantry.tenants.token_bucket import TokenBucket
+
+if TYPE_CHECKING:
+    from tenantry.proxy.stage_context import BrokerLink
 
 CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, INCREMENTAL_ALTER_CONFIGS = 19, 20, 33, 37, 44
 OFFSET_COMMIT, JOIN_GROUP, TXN_OFFSET_COMMIT, CONSUMER_GROUP_HEARTBEAT = 8, 11, 28, 68
@@ -103,7 +105,7 @@ class Guard:
             state.mutations.retune(rate, rate * MUTATION_BURST_SECONDS, self.clock())
         return state
 
-    async def review(self, tenant: Tenant, produce_rate: float | None, upstream: UpstreamConnection, api_key: int,
+    async def review(self, tenant: Tenant, produce_rate: float | None, upstream: BrokerLink, api_key: int,
                      version: int, request: Any) -> Verdict:
         """Check `request` (tenant names) against the tenant's limits and its use on the cluster."""
         state = self._state(tenant)
@@ -114,7 +116,7 @@ class Guard:
             return self._review_topics(tenant.limits, state, usage, produce_rate, api_key, version, request)
 
     # -- use on the cluster -----------------------------------------------------------------------------
-    async def _usage(self, tenant: Tenant, state: TenantGuardState, upstream: UpstreamConnection) -> Usage:
+    async def _usage(self, tenant: Tenant, state: TenantGuardState, upstream: BrokerLink) -> Usage:
         version = min(12, upstream.table[3].hi or 12)
         metadata = await upstream.request(MetadataRequest(topics=None, allow_auto_topic_creation=False), version)
         usage = Usage({t.name[len(tenant.prefix):]: len(t.partitions) for t in metadata.topics
@@ -127,7 +129,7 @@ class Guard:
                 usage.topics[name] = partitions
         return usage
 
-    async def _review_group(self, tenant: Tenant, state: TenantGuardState, upstream: UpstreamConnection,
+    async def _review_group(self, tenant: Tenant, state: TenantGuardState, upstream: BrokerLink,
                             api_key: int, version: int, request: Any) -> Verdict:
         version_ = min(5, upstream.table[16].hi or 5)
         listed = await upstream.request(ListGroupsRequest(), version_)

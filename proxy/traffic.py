@@ -7,37 +7,29 @@ every non-zero error code in a response, by API.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from tenantry.protocol import scan
 from tenantry.protocol.messages import REQUESTS, RESPONSES
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.records import count_records
 from tenantry.protocol.scanner import carries_entity
+from tenantry.proxy.exchange import now
 from tenantry.proxy.stats import Stats, TenantStats, Traffic
-from tenantry.proxy.upstream import InFlight
 
-PRODUCE_KEY = 0
 ERROR_CODES = frozenset({"errorCode"})
 RECORDS = frozenset({"records"})
 RECORDS_BY_TOPIC = frozenset({"records", "topicName", "topicId"})
 POLICY_VIOLATION = 44
 
-#: The clock for latencies: perf_counter resolves microseconds (uvloop's loop.time() only milliseconds).
-now = time.perf_counter
-
-
-class Timed(InFlight):
+class Timed(Protocol):
     """When a request arrived, went upstream and came back (0.0: it did not)."""
 
-    __slots__ = ("arrived", "received", "sent")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived = now()
-        self.sent = 0.0
-        self.received = 0.0
+    arrived: float
+    sent: float
+    received: float
 
 
 class TrafficMeter:
@@ -78,7 +70,8 @@ class TrafficMeter:
     def produced(self, version: int, frame: memoryview, body_offset: int) -> None:
         """Count the records of a Produce request (per topic too, when topic labels are on)."""
         topics = self.tenant.topics
-        refs = scan(REQUESTS[PRODUCE_KEY], version, frame, body_offset, RECORDS if topics is None else RECORDS_BY_TOPIC)
+        wanted = RECORDS if topics is None else RECORDS_BY_TOPIC
+        refs = scan(REQUESTS[ApiKey.PRODUCE], version, frame, body_offset, wanted)
         total, topic = 0, ""
         for ref in refs:
             if ref.entity == "records":

@@ -85,6 +85,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._reauth_timer: asyncio.TimerHandle | None = None
         self._reauth_due = False
         self.reauthenticating = False
+        self._logged_in = asyncio.Event()  # clear while re-authenticating
+        self._logged_in.set()
         self.closed = False
         self.broker = ""  # the metrics' label: a node id, or "bootstrap"
         self.stats: BrokerStats | None = None
@@ -127,6 +129,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._logged_in.set()  # waiters go on, and find the connection closed
         self.input.close()
         if self._reauth_timer is not None:
             self._reauth_timer.cancel()
@@ -170,7 +173,15 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport.writelines((head, first[8:], *parts[1:]))
 
     async def request(self, request: Message, version: int) -> Any:
-        """Send a request of the proxy's own and wait for its decoded response."""
+        """Send a request of the proxy's own and wait for its decoded response.
+
+        While the proxy re-authenticates (KIP-368), the request waits: nothing may go between SASL requests.
+        """
+        while self.reauthenticating and not self.closed:
+            await self._logged_in.wait()
+        return await self._request(request, version)
+
+    async def _request(self, request: Message, version: int) -> Any:
         assert self.transport is not None and request.API_KEY is not None
         if self.closed:
             raise UpstreamError("broker connection is closed")
@@ -208,7 +219,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     # -- handshake and SASL ---------------------------------------------------------------------------
     async def _handshake(self) -> None:
-        versions: ApiVersionsResponse = await self.request(
+        versions: ApiVersionsResponse = await self._request(
             ApiVersionsRequest(client_software_name="tenantry", client_software_version=SOFTWARE_VERSION), 3)
         if versions.error_code:
             raise UpstreamError(f"broker refused ApiVersions v3 (error {versions.error_code})")
@@ -219,7 +230,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     async def _authenticate(self) -> None:
         mechanism = self.config.upstream_sasl_mechanism
-        handshake = await self.request(SaslHandshakeRequest(mechanism=mechanism), 1)
+        handshake = await self._request(SaslHandshakeRequest(mechanism=mechanism), 1)
         if handshake.error_code:
             raise UpstreamError(f"broker does not enable SASL mechanism {mechanism} "
                                 f"(it offers {', '.join(handshake.mechanisms)})")
@@ -227,7 +238,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         token: bytes | None = client.first_message()
         response = None
         while token is not None:
-            response = await self.request(SaslAuthenticateRequest(auth_bytes=token), 2)
+            response = await self._request(SaslAuthenticateRequest(auth_bytes=token), 2)
             if response.error_code:
                 raise UpstreamError(f"broker refused the proxy's login as {self.config.upstream_sasl_username}: "
                                     f"{response.error_message or response.error_code}")
@@ -247,6 +258,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if self.closed:
             return
         self.reauthenticating = True
+        self._logged_in.clear()
         if self.owner is not None:
             self.owner.on_reauthentication(True)
         if self.pending:
@@ -262,6 +274,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             return
         log.debug("re-authenticated to the broker")
         self.reauthenticating = False
+        self._logged_in.set()
         if self.owner is not None:
             self.owner.on_reauthentication(False)
 

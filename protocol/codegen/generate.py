@@ -319,7 +319,7 @@ def render_api_keys(modules: list[tuple[str, dict[str, Any]]], jar: Path, kafka_
         "#: API key -> first response version whose clients back off by themselves on throttle_time_ms",
         "#: (KIP-219; AbstractResponse.shouldClientThrottle). For earlier versions, and for APIs not listed,",
         "#: the broker delays the response instead.",
-        "CLIENT_THROTTLES_FROM: dict[ApiKey, int] = {", *first, "}",
+        "CLIENT_THROTTLES_FROM: dict[int, int] = {", *first, "}",
         "",
     ])
 

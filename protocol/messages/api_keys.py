@@ -106,7 +106,7 @@ class ApiKey(IntEnum):
 #: API key -> first response version whose clients back off by themselves on throttle_time_ms
 #: (KIP-219; AbstractResponse.shouldClientThrottle). For earlier versions, and for APIs not listed,
 #: the broker delays the response instead.
-CLIENT_THROTTLES_FROM: dict[ApiKey, int] = {
+CLIENT_THROTTLES_FROM: dict[int, int] = {
     ApiKey.PRODUCE: 6,
     ApiKey.FETCH: 8,
     ApiKey.LIST_OFFSETS: 3,

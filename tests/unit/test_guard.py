@@ -6,9 +6,9 @@ from tenantry.protocol import decode, encode
 from tenantry.protocol.errors import ErrorCode
 from tenantry.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from tenantry.protocol.messages.create_topics_response import CreateTopicsResponse
-from tenantry.proxy.enforcement import Throttler
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.guard import Guard, merge_refused
+from tenantry.proxy.throttler import Throttler
 from tenantry.tenants.limits import Limits, Usage
 from tenantry.tenants.quotas import Meters, QuotaSpec
 from tenantry.tenants.registry import Tenant

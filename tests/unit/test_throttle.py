@@ -4,7 +4,7 @@ from tenantry.protocol import decode, encode
 from tenantry.protocol.messages.fetch_response import FetchResponse
 from tenantry.protocol.messages.produce_response import ProduceResponse
 from tenantry.protocol.primitives import INT32
-from tenantry.proxy.throttle import (
+from tenantry.proxy.throttle_field import (
     client_throttles,
     overwrite_int32,
     rewrite_throttle_field,
@@ -42,7 +42,7 @@ def test_fetch_throttle_is_patched_in_place_of_the_brokers():
 def test_produce_throttle_is_raised_never_lowered():
     header = b"\x00\x00\x00\x01\x00"  # correlation id, empty tagged fields
     frame = memoryview(header + encode(ProduceResponse(throttle_time_ms=900), 9))
-    raised = rewrite_throttle_field(frame, len(header), 0, 9, 300)
+    raised = b"".join(rewrite_throttle_field([frame], len(header), 0, 9, 300))
     assert decode(ProduceResponse, raised[len(header):], 9).throttle_time_ms == 900
-    raised = rewrite_throttle_field(frame, len(header), 0, 9, 3000)
+    raised = b"".join(rewrite_throttle_field([frame], len(header), 0, 9, 3000))
     assert decode(ProduceResponse, raised[len(header):], 9).throttle_time_ms == 3000

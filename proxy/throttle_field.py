@@ -1,8 +1,9 @@
-"""Telling a client it is throttled, the way a Kafka broker does (KIP-13, KIP-219).
+"""A response's ``throttle_time_ms``: where it is, reading it and raising it without copying the response.
 
 The response's ``throttle_time_ms`` becomes the larger of the broker's and the proxy's. For response
-versions where clients back off by themselves, the response goes out at once and the proxy stops
-reading that connection for the delay; for older versions the response itself is held back.
+versions where clients back off by themselves (:func:`client_throttles`, Kafka's own rule, generated
+from kafka-clients), the response goes out at once and the proxy stops reading that connection for the
+delay; for older versions the response itself is held back (see :mod:`tenantry.proxy.stages.quotas`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,9 @@ from typing import Any
 
 from tenantry.protocol import decode, encode
 from tenantry.protocol.messages import RESPONSES
+from tenantry.protocol.messages.api_keys import CLIENT_THROTTLES_FROM
 from tenantry.protocol.primitives import FIXED_SIZES, INT32
 from tenantry.protocol.scanner import Chunk
-
-#: API key -> first response version whose clients throttle themselves (shouldClientThrottle in
-#: kafka-clients 4.3.1's response classes). APIs not listed never do: their responses are delayed.
-CLIENT_THROTTLES_FROM = {
-    0: 6, 1: 8, 2: 3, 3: 6, 8: 4, 9: 4, 10: 2, 11: 3, 12: 2, 13: 2, 14: 2, 15: 2, 16: 2, 18: 2, 19: 3,
-    20: 2, 21: 1, 22: 1, 24: 1, 25: 1, 26: 1, 28: 1, 32: 2, 33: 1, 37: 1, 42: 1, 44: 0, 47: 0, 75: 0,
-}
 
 
 def client_throttles(api_key: int, version: int) -> bool:
@@ -78,11 +73,12 @@ def overwrite_int32(chunks: list[Chunk], offset: int, value: int) -> list[Chunk]
     raise ValueError(f"offset {offset} is past the end of the response")
 
 
-def rewrite_throttle_field(frame: memoryview, body_offset: int, api_key: int, version: int, ms: int) -> memoryview:
-    """A copy of a small response with throttle_time_ms raised to `ms` (for throttles at no fixed offset).
+def rewrite_throttle_field(chunks: list[Chunk], body_offset: int, api_key: int, version: int, ms: int) -> list[Chunk]:
+    """A small response re-encoded with throttle_time_ms raised to `ms` (for throttles at no fixed offset).
 
     Only Produce responses take this path: they hold partition results, never record batches.
     """
-    message: Any = decode(RESPONSES[api_key], frame[body_offset:], version)
+    data = b"".join(chunks)
+    message: Any = decode(RESPONSES[api_key], memoryview(data)[body_offset:], version)
     message.throttle_time_ms = max(message.throttle_time_ms, ms)
-    return memoryview(bytes(frame[:body_offset]) + encode(message, version))
+    return [data[:body_offset], encode(message, version)]

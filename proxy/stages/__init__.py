@@ -1,0 +1,1 @@
+"""The pipeline's stages, one concern each; :mod:`tenantry.proxy.pipeline` declares their order."""
