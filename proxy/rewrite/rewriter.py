@@ -23,8 +23,9 @@ from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.primitives import INT16
 from tenantry.protocol.scanner import Chunk, Ref, carries_entity
 from tenantry.protocol.schema import ZERO_UUID, Message, Struct
-from tenantry.proxy.rewrite import special
+from tenantry.proxy.rewrite import special  # noqa: F401  (registers the typed hooks)
 from tenantry.proxy.rewrite.entities import map_entities
+from tenantry.proxy.rewrite.hooks import REQUEST_HOOKS, RESPONSE_HOOKS
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.naming import Namespace
 
@@ -89,7 +90,7 @@ class Rewriter:
             return [frame], ctx
         key, version = header.api_key, header.api_version
         head = self._header(frame, header)
-        handler = special.REQUESTS.get(key)
+        handler = REQUEST_HOOKS.get(key)
         if handler is not None:
             cls = REQUESTS[key]
             # Brokers ignore bytes after the known fields, and some clients send them (librdkafka's
@@ -151,7 +152,7 @@ class Rewriter:
                  addresses: Addresses) -> list[Chunk]:
         """The response from just after its correlation id, rewritten."""
         wanted = self._wanted_in_responses
-        handler = special.RESPONSES.get(key) if self.ns is not None else None
+        handler = RESPONSE_HOOKS.get(key) if self.ns is not None else None
         if handler is not None:  # before the check below: embedded bytes hold names no field marks
             message = decode(RESPONSES[key], frame[body_offset:], version)
             handler(self, message, version, ctx)

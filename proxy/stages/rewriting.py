@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from tenantry.protocol import ProtocolError
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, Close, Outcome, Suspend
+from tenantry.proxy.rewrite.hooks import Refusal
 from tenantry.proxy.rewrite.rewriter import UnknownTopicIds
-from tenantry.proxy.rewrite.special import Refusal
 from tenantry.proxy.upstream import UpstreamError
 
 if TYPE_CHECKING:

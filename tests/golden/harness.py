@@ -21,9 +21,9 @@ from tenantry.protocol.headers import (
 )
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.schema import Struct
+from tenantry.proxy.rewrite.hooks import Refusal
 from tenantry.proxy.rewrite.policy import TENANT_API_MAX
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, Rewriter
-from tenantry.proxy.rewrite.special import Refusal
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.naming import Namespace
 from tests.golden import samples
