@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from tenantry.protocol.errors import DecodeError, UnknownApi
 from tenantry.protocol.messages import REQUESTS, RESPONSES
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT16, INT32, encode_uvarint, read_uvarint
 
-API_VERSIONS_KEY = 18
 _HEADER_PREFIX = 8  # api_key int16, api_version int16, correlation_id int32
 
 
@@ -24,7 +24,7 @@ def is_flexible(api_key: int, api_version: int) -> bool:
 
 
 def response_header_version(api_key: int, api_version: int) -> int:
-    if api_key == API_VERSIONS_KEY:
+    if api_key == ApiKey.API_VERSIONS:
         return 0
     return 1 if is_flexible(api_key, api_version) else 0
 

@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from tenantry.protocol.messages import LISTENERS, REQUESTS
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.api_versions_response import (
     ApiVersion,
     ApiVersionsResponse,
 )
 from tenantry.protocol.schema import Versions
 
-API_VERSIONS = 18
-SASL_HANDSHAKE = 17
-SASL_AUTHENTICATE = 36
-
 #: APIs a broker serves that the proxy never forwards: SASL is the proxy's own business with its
 #: clients, and these expose controller addresses the proxy does not rewrite.
 _NOT_FORWARDED = {
-    SASL_HANDSHAKE,
-    SASL_AUTHENTICATE,
-    55,  # DescribeQuorum: controller endpoints
-    80,  # AddRaftVoter
-    81,  # RemoveRaftVoter
-    58,  # Envelope: broker to controller only
+    ApiKey.SASL_HANDSHAKE,
+    ApiKey.SASL_AUTHENTICATE,
+    ApiKey.DESCRIBE_QUORUM,  # controller endpoints
+    ApiKey.ADD_RAFT_VOTER,
+    ApiKey.REMOVE_RAFT_VOTER,
+    ApiKey.ENVELOPE,  # broker to controller only
 }
 
-#: Version caps below what the schemas allow. AddPartitionsToTxn v4+ is for brokers only.
-_CAPS = {24: 3}
+#: Version caps below what the schemas allow, for every client. AddPartitionsToTxn v4+ is for brokers only.
+_CAPS: dict[int, int] = {ApiKey.ADD_PARTITIONS_TO_TXN: 3}
 
 
 def proxy_versions() -> dict[int, Versions]:
@@ -37,7 +34,7 @@ def proxy_versions() -> dict[int, Versions]:
         valid = request.VALID_VERSIONS
         hi = valid.hi if key not in _CAPS else min(_CAPS[key], valid.hi if valid.hi is not None else _CAPS[key])
         table[key] = Versions(valid.lo, hi)
-    table[API_VERSIONS] = REQUESTS[API_VERSIONS].VALID_VERSIONS
+    table[ApiKey.API_VERSIONS] = REQUESTS[ApiKey.API_VERSIONS].VALID_VERSIONS
     return table
 
 

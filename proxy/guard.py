@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tenantry.protocol import decode, encode
 from tenantry.protocol.errors import ErrorCode
 from tenantry.protocol.messages import RESPONSES
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.list_groups_request import ListGroupsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.scanner import Chunk
@@ -41,15 +42,16 @@ from tenantry.tenants.token_bucket import TokenBucket
 if TYPE_CHECKING:
     from tenantry.proxy.stage_context import BrokerLink
 
-CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, INCREMENTAL_ALTER_CONFIGS = 19, 20, 33, 37, 44
-OFFSET_COMMIT, JOIN_GROUP, TXN_OFFSET_COMMIT, CONSUMER_GROUP_HEARTBEAT = 8, 11, 28, 68
+CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS
+ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS = ApiKey.ALTER_CONFIGS, ApiKey.INCREMENTAL_ALTER_CONFIGS
+JOIN_GROUP, CONSUMER_GROUP_HEARTBEAT = ApiKey.JOIN_GROUP, ApiKey.CONSUMER_GROUP_HEARTBEAT
 TOPIC_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, INCREMENTAL_ALTER_CONFIGS})
-GROUP_APIS = frozenset({OFFSET_COMMIT, JOIN_GROUP, TXN_OFFSET_COMMIT, CONSUMER_GROUP_HEARTBEAT})
+GROUP_APIS = frozenset({ApiKey.OFFSET_COMMIT, JOIN_GROUP, ApiKey.TXN_OFFSET_COMMIT, CONSUMER_GROUP_HEARTBEAT})
 #: First version where the topic-mutation rate refuses with THROTTLING_QUOTA_EXCEEDED (KIP-599); before
 #: it, the request goes ahead and its response is delayed.
-MUTATION_ERROR_FROM = {CREATE_TOPICS: 6, CREATE_PARTITIONS: 3, DELETE_TOPICS: 5}
+MUTATION_ERROR_FROM: dict[int, int] = {CREATE_TOPICS: 6, CREATE_PARTITIONS: 3, DELETE_TOPICS: 5}
 #: Where each response lists its per-item results.
-RESULTS = {CREATE_TOPICS: "topics", CREATE_PARTITIONS: "results", DELETE_TOPICS: "responses",
+RESULTS: dict[int, str] = {CREATE_TOPICS: "topics", CREATE_PARTITIONS: "results", DELETE_TOPICS: "responses",
            ALTER_CONFIGS: "responses", INCREMENTAL_ALTER_CONFIGS: "responses"}
 TOPIC_RESOURCE = 2
 SET, DELETE = 0, 1

@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Awaitable
 
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from tenantry.protocol.schema import Versions
@@ -34,7 +35,6 @@ from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamO
 from tenantry.tenants.registry import Registry
 
 log = logging.getLogger("tenantry.server")
-METADATA = 3
 
 
 class ProxyServer:
@@ -93,7 +93,7 @@ class ProxyServer:
         conn = await self.open_upstream(None, None)
         self.api_table, self.broker_versions = conn.table, conn.broker_versions
         try:
-            version = min(12, conn.table[METADATA].hi or 12)
+            version = min(12, conn.table[ApiKey.METADATA].hi or 12)
             metadata = await conn.request(MetadataRequest(topics=[]), version)
         finally:
             conn.close()
@@ -103,7 +103,7 @@ class ProxyServer:
 
     async def look_up_topic_ids(self, conn: UpstreamConnection, ids: set[uuid.UUID]) -> None:
         """Ask the broker, as the proxy, which topics these ids name, and remember the answers."""
-        version = min(12, conn.table[METADATA].hi or 12)
+        version = min(12, conn.table[ApiKey.METADATA].hi or 12)
         if version < 12:
             return  # brokers answer lookups by id from Metadata v12 on; unknown ids stay foreign
         metadata = await conn.request(MetadataRequest(

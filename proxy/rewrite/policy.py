@@ -8,51 +8,50 @@ offered; ACL, quota, SCRAM, log-dir, reassignment and every broker-to-broker API
 
 from __future__ import annotations
 
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.schema import Versions
 
-SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE = 17, 18, 36
-PRE_AUTH_APIS = frozenset({SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE})
-
-#: key -> highest version verified; the lowest is whatever the proxy and broker both support.
+#: API -> highest version verified (None: the newest both sides support); the lowest is whatever the
+#: proxy and broker both support. AddPartitionsToTxn is capped for every client in :mod:`..api_versions`.
 TENANT_API_MAX: dict[int, int | None] = {
-    0: None,  # Produce
-    1: None,  # Fetch
-    2: None,  # ListOffsets
-    3: None,  # Metadata
-    8: None,  # OffsetCommit
-    9: None,  # OffsetFetch
-    10: None,  # FindCoordinator
-    11: None,  # JoinGroup
-    12: None,  # Heartbeat
-    13: None,  # LeaveGroup
-    14: None,  # SyncGroup
-    15: None,  # DescribeGroups
-    16: None,  # ListGroups
-    17: None,  # SaslHandshake
-    18: None,  # ApiVersions
-    19: None,  # CreateTopics
-    20: None,  # DeleteTopics
-    21: None,  # DeleteRecords
-    22: None,  # InitProducerId
-    23: None,  # OffsetForLeaderEpoch
-    24: 3,  # AddPartitionsToTxn: v4+ is broker-to-broker
-    25: None,  # AddOffsetsToTxn
-    26: None,  # EndTxn
-    28: None,  # TxnOffsetCommit
-    32: None,  # DescribeConfigs
-    33: None,  # AlterConfigs
-    36: None,  # SaslAuthenticate
-    37: None,  # CreatePartitions
-    42: None,  # DeleteGroups
-    44: None,  # IncrementalAlterConfigs
-    47: None,  # OffsetDelete
-    60: None,  # DescribeCluster
-    61: None,  # DescribeProducers
-    65: None,  # DescribeTransactions
-    66: None,  # ListTransactions
-    68: None,  # ConsumerGroupHeartbeat
-    69: None,  # ConsumerGroupDescribe
-    75: None,  # DescribeTopicPartitions
+    ApiKey.PRODUCE: None,
+    ApiKey.FETCH: None,
+    ApiKey.LIST_OFFSETS: None,
+    ApiKey.METADATA: None,
+    ApiKey.OFFSET_COMMIT: None,
+    ApiKey.OFFSET_FETCH: None,
+    ApiKey.FIND_COORDINATOR: None,
+    ApiKey.JOIN_GROUP: None,
+    ApiKey.HEARTBEAT: None,
+    ApiKey.LEAVE_GROUP: None,
+    ApiKey.SYNC_GROUP: None,
+    ApiKey.DESCRIBE_GROUPS: None,
+    ApiKey.LIST_GROUPS: None,
+    ApiKey.SASL_HANDSHAKE: None,
+    ApiKey.API_VERSIONS: None,
+    ApiKey.CREATE_TOPICS: None,
+    ApiKey.DELETE_TOPICS: None,
+    ApiKey.DELETE_RECORDS: None,
+    ApiKey.INIT_PRODUCER_ID: None,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: None,
+    ApiKey.ADD_PARTITIONS_TO_TXN: None,
+    ApiKey.ADD_OFFSETS_TO_TXN: None,
+    ApiKey.END_TXN: None,
+    ApiKey.TXN_OFFSET_COMMIT: None,
+    ApiKey.DESCRIBE_CONFIGS: None,
+    ApiKey.ALTER_CONFIGS: None,
+    ApiKey.SASL_AUTHENTICATE: None,
+    ApiKey.CREATE_PARTITIONS: None,
+    ApiKey.DELETE_GROUPS: None,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: None,
+    ApiKey.OFFSET_DELETE: None,
+    ApiKey.DESCRIBE_CLUSTER: None,
+    ApiKey.DESCRIBE_PRODUCERS: None,
+    ApiKey.DESCRIBE_TRANSACTIONS: None,
+    ApiKey.LIST_TRANSACTIONS: None,
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: None,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: None,
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: None,
 }
 
 
