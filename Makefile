@@ -45,12 +45,15 @@ test-kafka39:
 demo: deps
 	$(BIN)/python -m tenantry.localkafka.demo
 
-# mypy cannot follow setuptools' editable-install finder, so it checks a symlinked tenantry/ view.
+# mypy and import-linter cannot follow setuptools' editable-install finder, so they check a symlinked tenantry/ view.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	@mkdir -p .lint/tenantry && for p in protocol proxy tenants localkafka; do ln -sfn ../../$$p .lint/tenantry/$$p; done
 	cd .lint && ../$(BIN)/mypy --config-file ../pyproject.toml -p tenantry.protocol -p tenantry.tenants \
 		-p tenantry.proxy -p tenantry.localkafka
+	@# The package boundaries ([tool.importlinter] in pyproject.toml): the codec imports neither the proxy
+	@# nor tenants, tenants import no event loop, pipeline stages never reach the server or a connection.
+	cd .lint && PYTHONPATH=. ../$(BIN)/lint-imports ../pyproject.toml
 
 ## Regenerate protocol/messages from the pinned Kafka version's schemas.
 codegen: $(STAMP) kafka-jars

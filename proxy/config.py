@@ -203,6 +203,14 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     if not config.upstream:
         raise ConfigError("upstream: no upstream bootstrap server given (set --upstream host:port)")
     config.upstream_addresses()
+    _validate_listener(config)
+    _validate_upstream(config)
+    _validate_numbers(config)
+    _validate_operations(config)
+    return config
+
+
+def _validate_listener(config: ProxyConfig) -> None:
     host, port = split_host_port(config.listen, "listen")
     if not config.advertised_host:
         config.advertised_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -222,6 +230,9 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     if unknown or not config.sasl_enabled_mechanisms:
         raise ConfigError(f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
                           f"{', '.join(SASL_MECHANISMS)}")
+
+
+def _validate_upstream(config: ProxyConfig) -> None:
     if config.upstream_security_protocol not in SECURITY_PROTOCOLS:
         raise ConfigError(f"upstream_security_protocol: {config.upstream_security_protocol!r} is not one of "
                           f"{', '.join(SECURITY_PROTOCOLS)}")
@@ -237,6 +248,9 @@ def validate(config: ProxyConfig) -> ProxyConfig:
         if not config.upstream_sasl_username or not config.upstream_sasl_password:
             raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
                               "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
+
+
+def _validate_numbers(config: ProxyConfig) -> None:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight", "quota_max_delay_ms",
                  "quota_tune_interval_ms"):
         if getattr(config, name) <= 0:
@@ -247,6 +261,9 @@ def validate(config: ProxyConfig) -> ProxyConfig:
                  "metrics_label_limit"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
+
+
+def _validate_operations(config: ProxyConfig) -> None:
     if config.metrics_listen:
         split_host_port(config.metrics_listen, "metrics_listen")
     if config.log_format not in ("text", "json"):
@@ -259,4 +276,3 @@ def validate(config: ProxyConfig) -> ProxyConfig:
         raise ConfigError("probe_tenants: probes log in as a tenant's user, so they need a SASL listener")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-    return config

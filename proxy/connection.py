@@ -22,7 +22,9 @@ from tenantry.protocol.headers import peek_request_header, response_body_offset,
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
-from tenantry.proxy.connection_state import BrokerState, ClientState, move
+from tenantry.proxy.broker_session import BrokerSession
+from tenantry.proxy.connection_context import ConnectionContext
+from tenantry.proxy.connection_state import ClientState, move
 from tenantry.proxy.exchange import Exchange, now
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.logs import ConnectionLog
@@ -31,10 +33,9 @@ from tenantry.proxy.outcomes import Answer, AnswerBytes, Forward, Outcome, Suspe
 from tenantry.proxy.pipeline import RAW_SASL_STAGES, TENANT_STAGES, TRANSPARENT_STAGES, Stage, advance
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.rewriter import Leak
-from tenantry.proxy.stage_context import ConnectionContext
 from tenantry.proxy.stages.quotas import release
 from tenantry.proxy.traffic import TrafficMeter
-from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
+from tenantry.proxy.upstream import UpstreamConnection
 from tenantry.tenants.registry import Tenant
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.input = FrameInput(self.config.max_frame_bytes, server.memory, self.gate, self._on_frames)
         self.inbox: deque[memoryview] = deque()  # frames read but not yet started through the pipeline
         self.outbox: deque[Exchange] = deque()
-        self.upstream: UpstreamConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.client_id: str | None = None
@@ -65,8 +65,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.meter = TrafficMeter(server.stats)
         tenants = self.config.tenants_enabled
         self.state = ClientState.AUTHENTICATING if tenants else ClientState.ACTIVE
-        self.broker_state = BrokerState.NONE
-        self._broker_ready: asyncio.Future[None] | None = None
+        self.broker = BrokerSession(lambda: server.open_upstream(node_id, self),
+                                    lambda: self.gate.unblock("connecting"), self.close, lambda: self.closed)
         self._counted = not tenants  # in the tenant's connection counts (after login)
         self._age_limit: asyncio.TimerHandle | None = None
         self._drain_reason = "drained"
@@ -109,7 +109,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             asyncio.get_running_loop().call_later(wait, self.gate.unblock, "connection rate")
         if self.context.auth is None:  # transparent: the client's versions are the broker's, so wait for it
             self.gate.block("connecting")
-            self._open_broker()
+            self.broker.open()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.input.get_buffer(sizehint)
@@ -132,7 +132,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.meter.closed(self._counted)
         if self._age_limit is not None:
             self._age_limit.cancel()
-        self._let_go_of_broker()
+        self.broker.close()
         if self._waiting is not None:
             self._waiting.cancel()
         if self.context.throttler is not None:
@@ -245,47 +245,15 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.log.info("%s logged in as %s of tenant %s (%s)", self.peer, user, tenant.id, mechanism)
 
     # -- the broker connection --------------------------------------------------------------------------
+    @property
+    def upstream(self) -> UpstreamConnection | None:
+        return self.broker.upstream
+
     def broker_ready(self) -> Coroutine[Any, Any, None] | None:
-        """None if a request can go to the broker now, else a coroutine that returns once it can."""
-        if self.broker_state is BrokerState.OPEN:
-            return None
-        if self.broker_state is BrokerState.NONE:
-            self._open_broker()
-        assert self._broker_ready is not None
-        return _wait(self._broker_ready)
-
-    def _open_broker(self) -> None:
-        self.broker_state = move(self.broker_state, BrokerState.CONNECTING)
-        self._broker_ready = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().create_task(self._connect_broker())
-
-    async def _connect_broker(self) -> None:
-        try:
-            upstream = await self.server.open_upstream(self.node_id, self)
-        except UpstreamError as exc:
-            self.broker_state = move(self.broker_state, BrokerState.LOST)
-            self.close(f"cannot reach the broker: {exc}")
-            return
-        if self.closed:
-            upstream.owner = None
-            upstream.close()
-            return
-        self.upstream = upstream
-        self._broker_is_ready()
-        self.gate.unblock("connecting")
-
-    def _broker_is_ready(self) -> None:
-        self.broker_state = move(self.broker_state, BrokerState.OPEN)
-        if self._broker_ready is not None and not self._broker_ready.done():
-            self._broker_ready.set_result(None)
+        return self.broker.ready()
 
     def on_reauthentication(self, running: bool) -> None:
-        """KIP-368 at the broker: requests wait at the pipeline's broker stage until it is done."""
-        if running:
-            self.broker_state = move(self.broker_state, BrokerState.REAUTHENTICATING)
-            self._broker_ready = asyncio.get_running_loop().create_future()
-        else:
-            self._broker_is_ready()
+        self.broker.reauthenticating(running)
 
     def on_upstream_response(self, entry: object, frame: memoryview) -> None:
         assert isinstance(entry, Exchange)
@@ -319,11 +287,6 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def on_upstream_congested(self, congested: bool) -> None:
         (self.gate.block if congested else self.gate.unblock)("broker congested")
-
-    def _let_go_of_broker(self) -> None:
-        if self.upstream is not None:
-            self.upstream.owner = None
-            self.upstream.close()
 
     # -- responses ------------------------------------------------------------------------------------
     def _answer(self, ex: Exchange, answer: Answer) -> None:
@@ -392,7 +355,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.log.log(level, "closing connection from %s: %s", self.peer, reason, extra=extra)
         if self.transport is not None:
             self.transport.close()
-        self._let_go_of_broker()
+        self.broker.close()
         if self._waiting is not None:
             self._waiting.cancel()
 
@@ -401,6 +364,3 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-
-async def _wait(ready: asyncio.Future[None]) -> None:
-    await asyncio.shield(ready)  # shielded: one waiter's cancellation must not cancel the others' future

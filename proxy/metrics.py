@@ -127,14 +127,6 @@ class ProxyCollector(Collector):
                  labels=["tenant"])
         auth = c("tenantry_authentications", "Finished SASL logins; failures are counted under the tenant "
                  "of the claimed user if it exists, else tenant=\"\".", labels=["tenant", "mechanism", "result"])
-        # Topics are counted from Produce requests alone: Fetch responses are not scanned per topic.
-        labelled = {"client_id": ("by client id", ("bytes_in", "bytes_out", "records_in", "requests")),
-                    "topic": ("by produced topic", ("bytes_in", "records_in"))}
-        extra = {
-            (kind, what): c(f"tenantry_{kind}_{what}", f"{what.replace('_', ' ').capitalize()} {by} "
-                            f"(metrics_label_limit per tenant).", labels=["tenant", kind])
-            for kind, (by, counted) in labelled.items() for what in counted
-        }
         for tenant_id, t in stats.tenants.items():
             bytes_in.add_metric([tenant_id], t.bytes_in)
             bytes_out.add_metric([tenant_id], t.bytes_out)
@@ -155,21 +147,40 @@ class ProxyCollector(Collector):
                 refused.add_metric([tenant_id, limit], t.connections_refused.get(limit, 0))
             for (mechanism, result), n in t.authentications.items():
                 auth.add_metric([tenant_id, mechanism, result], n)
+        yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
+                    refused, aged, auth)
+        if stats.label_limit:
+            yield from self._labelled(stats)
+        yield self._api_latency(stats)
+
+    @staticmethod
+    def _labelled(stats: Stats) -> Iterator[Metric]:
+        """Traffic by client id and by produced topic, capped at metrics_label_limit values per tenant."""
+        # Topics are counted from Produce requests alone: Fetch responses are not scanned per topic.
+        labelled = {"client_id": ("by client id", ("bytes_in", "bytes_out", "records_in", "requests")),
+                    "topic": ("by produced topic", ("bytes_in", "records_in"))}
+        extra = {
+            (kind, what): CounterMetricFamily(
+                f"tenantry_{kind}_{what}", f"{what.replace('_', ' ').capitalize()} {by} "
+                f"(metrics_label_limit per tenant).", labels=["tenant", kind])
+            for kind, (by, counted) in labelled.items() for what in counted
+        }
+        for tenant_id, t in stats.tenants.items():
             for kind, capped in (("client_id", t.client_ids), ("topic", t.topics)):
                 for value, traffic in (capped.values.items() if capped else ()):
                     for what in labelled[kind][1]:
                         extra[(kind, what)].add_metric([tenant_id, value], getattr(traffic, what))
-        yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
-                    refused, aged, auth)
-        if stats.label_limit:
-            yield from extra.values()
+        yield from extra.values()
+
+    @staticmethod
+    def _api_latency(stats: Stats) -> Metric:
         by_api = HistogramMetricFamily("tenantry_api_latency_seconds", "Request latency by API, all tenants "
                                        "together (stages as in tenantry_request_latency_seconds).",
                                        labels=["api", "stage"])
         for stage, table in (("proxy", stats.api_proxy_latency), ("upstream", stats.api_upstream_latency)):
             for key, h in table.items():
                 _histogram(by_api, [api_name(key), stage], h)
-        yield by_api
+        return by_api
 
     def _connections(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily("tenantry_connections_active", "Open client connections (tenant=\"\": not "

@@ -1,0 +1,121 @@
+"""A client connection's :class:`~tenantry.proxy.stage_context.StageContext`, backed by the server's shared state."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
+from tenantry.protocol.schema import Versions
+from tenantry.proxy.client_auth import ClientAuth
+from tenantry.proxy.metrics import api_name
+from tenantry.proxy.rewrite.policy import tenant_table
+from tenantry.proxy.rewrite.rewriter import Addresses, Rewriter
+from tenantry.proxy.stages.login import SASL_VERSIONS
+from tenantry.proxy.stats import TenantStats
+from tenantry.proxy.throttler import Throttler
+from tenantry.proxy.upstream import UpstreamConnection
+from tenantry.tenants.quotas import PRODUCE, Meters
+from tenantry.tenants.registry import Registry, Tenant
+
+if TYPE_CHECKING:
+    from tenantry.proxy.connection import ClientConnection
+    from tenantry.proxy.server import ProxyServer
+
+T = TypeVar("T")
+
+
+class ConnectionContext:
+    """A client connection's :class:`StageContext`, backed by the proxy server's shared state."""
+
+    def __init__(self, server: ProxyServer, conn: ClientConnection) -> None:
+        self._server = server
+        self._conn = conn
+        self.config = server.config
+        self.meter = conn.meter
+        self.log = conn.log
+        self.peer = "?"
+        self.guard = server.guard
+        self.quotas = server.quotas
+        self.auth: ClientAuth | None = None
+        self.throttler: Throttler | None = None
+        self.rewriter = Rewriter(None, server.topic_ids)
+        self._table_source: dict[int, Versions] | None = None
+        self._tenant_table: dict[int, Versions] = {}
+        if self.config.tenants_enabled:
+            self.auth = ClientAuth(server.login_registry, self.config.sasl_enabled_mechanisms,
+                                   self.config.sasl_session_lifetime_ms, server.secret)
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    def clock(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def api_name(self, api_key: int) -> str:
+        return api_name(api_key)
+
+    def version_table(self) -> dict[int, Versions]:
+        """Built once per version table it derives from, not per request."""
+        upstream = self._conn.upstream
+        if upstream is not None and self.auth is None:
+            return upstream.table
+        source = self._server.api_table if upstream is None else upstream.table
+        if self._table_source is not source:
+            self._table_source, self._tenant_table = source, tenant_table(source) | SASL_VERSIONS
+        return self._tenant_table
+
+    def broker_versions(self) -> ApiVersionsResponse | None:
+        upstream = self._conn.upstream
+        return upstream.broker_versions if upstream is not None else self._server.broker_versions
+
+    def saw_client_id(self, client_id: str | None) -> None:
+        self._conn.saw_client_id(client_id)
+
+    def registry(self) -> Registry:
+        return self._server.registry
+
+    def tenant(self) -> Tenant | None:
+        if self.auth is None or self.auth.principal is None:
+            return None
+        logged_in_as = self.auth.principal.tenant
+        return self._server.registry.tenants.get(logged_in_as.id, logged_in_as)
+
+    def produce_rate(self) -> float | None:
+        return self.throttler.meters.effective_rate(PRODUCE) if self.throttler is not None else None
+
+    def broker_ready(self) -> Coroutine[Any, Any, Any] | None:
+        return self._conn.broker_ready()
+
+    def broker(self) -> UpstreamConnection:
+        assert self._conn.upstream is not None
+        return self._conn.upstream
+
+    async def look_up_topic_ids(self, ids: set[uuid.UUID]) -> None:
+        await self._server.look_up_topic_ids(self.broker(), ids)
+
+    def addresses(self) -> Addresses:
+        return Addresses(self.config.advertised_host, self.config.broker_port)
+
+    def learn_brokers(self, seen: list[tuple[int, str, int]]) -> Awaitable[object] | None:
+        return self._server.learn_brokers(seen)
+
+    async def in_thread(self, fn: Callable[[bytes], T], arg: bytes) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, arg)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def start_quotas(self, meters: Meters, user: str, stats: TenantStats) -> None:
+        self.throttler = Throttler(meters, user, self._conn.gate, self.quotas.max_delay, stats)
+
+    def logged_in(self) -> None:
+        assert self.auth is not None and self.auth.principal is not None
+        tenant = self.auth.principal.tenant
+        self.rewriter = Rewriter(tenant.namespace, self._server.topic_ids, tenant.id, tenant.allow_auto_create_topics)
+        self._conn.logged_in(tenant, self.auth.principal.name, self.auth.principal.mechanism)
+
+
