@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KAFKA_VERSION ?= 4.3.1
 PYTEST_ARGS ?=
 
-.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick deps system-deps kafka-jars clean
+.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick microbench deps system-deps kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench: deps
 ## The same, smaller: under 5 minutes.
 bench-quick: deps
 	$(BIN)/python -m benchmarks --quick
+
+## Hot-path microbenchmarks, in-process (no broker): the framer, scanner, splice and one request's round trip.
+microbench: $(STAMP)
+	$(BIN)/python -m benchmarks.micro
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

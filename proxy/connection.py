@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from tenantry.protocol import FrameTooLarge, ProtocolError
@@ -248,9 +247,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     @property
     def upstream(self) -> UpstreamConnection | None:
         return self.broker.upstream
-
-    def broker_ready(self) -> Coroutine[Any, Any, None] | None:
-        return self.broker.ready()
 
     def on_reauthentication(self, running: bool) -> None:
         self.broker.reauthenticating(running)

@@ -33,6 +33,8 @@ class ConnectionContext:
     def __init__(self, server: ProxyServer, conn: ClientConnection) -> None:
         self._server = server
         self._conn = conn
+        self._broker = conn.broker
+        self._loop = asyncio.get_running_loop()
         self.config = server.config
         self.meter = conn.meter
         self.log = conn.log
@@ -53,14 +55,14 @@ class ConnectionContext:
         return self._conn.closed
 
     def clock(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._loop.time()
 
     def api_name(self, api_key: int) -> str:
         return api_name(api_key)
 
     def version_table(self) -> dict[int, Versions]:
         """Built once per version table it derives from, not per request."""
-        upstream = self._conn.upstream
+        upstream = self._broker.upstream
         if upstream is not None and self.auth is None:
             return upstream.table
         source = self._server.api_table if upstream is None else upstream.table
@@ -69,7 +71,7 @@ class ConnectionContext:
         return self._tenant_table
 
     def broker_versions(self) -> ApiVersionsResponse | None:
-        upstream = self._conn.upstream
+        upstream = self._broker.upstream
         return upstream.broker_versions if upstream is not None else self._server.broker_versions
 
     def saw_client_id(self, client_id: str | None) -> None:
@@ -88,11 +90,11 @@ class ConnectionContext:
         return self.throttler.meters.effective_rate(PRODUCE) if self.throttler is not None else None
 
     def broker_ready(self) -> Coroutine[Any, Any, Any] | None:
-        return self._conn.broker_ready()
+        return self._broker.ready()
 
     def broker(self) -> UpstreamConnection:
-        assert self._conn.upstream is not None
-        return self._conn.upstream
+        assert self._broker.upstream is not None
+        return self._broker.upstream
 
     async def look_up_topic_ids(self, ids: set[uuid.UUID]) -> None:
         await self._server.look_up_topic_ids(self.broker(), ids)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tenantry.protocol import ProtocolError, decode, encode
 from tenantry.protocol.messages import REQUESTS
 from tenantry.proxy.exchange import Exchange
-from tenantry.proxy.guard import merge_refused
+from tenantry.proxy.guard import GROUP_APIS, TOPIC_APIS, merge_refused
 from tenantry.proxy.outcomes import Answer, Close, Outcome, Suspend
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.registry import Tenant
@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from tenantry.proxy.stage_context import StageContext
 
 TOPIC_MUTATIONS = "topic_mutations"
+WATCHED = TOPIC_APIS | GROUP_APIS
 
 
 def check(ex: Exchange, ctx: StageContext) -> Outcome | None:
-    assert ex.header is not None
+    if ex.api_key not in WATCHED:
+        return None
     tenant = ctx.tenant()
     if tenant is None or not ctx.guard.applies(tenant.limits, ex.api_key):
         return None

@@ -45,8 +45,10 @@ def charge(ex: Exchange, ctx: StageContext) -> Outcome | None:
         ex.throttle_until = now + debt
         empty = FetchResponse(throttle_time_ms=round(debt * 1000))
         return AnswerBytes([response_frame(empty, ex.api_version, ex.client_corr)])
-    ex.throttle_at_least(now + throttler.on_request(ex.api_key, len(ex.frame)))
-    throttler.mute(ex.throttle_until - now)
+    delay = max(throttler.on_request(ex.api_key, len(ex.frame)), ex.throttle_until - now)  # and a guard's delay
+    if delay > 0:
+        ex.throttle_until = now + delay
+        throttler.mute(delay)
     ex.on_response(_throttle_response)
     return None
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from benchmarks.inprocess import acme
 from tenantry.protocol import encode
 from tenantry.protocol.headers import encode_request_header
 from tenantry.protocol.messages import RESPONSES
@@ -30,7 +31,6 @@ from tenantry.proxy.stages.login import SASL_VERSIONS
 from tenantry.proxy.stats import Stats, TenantStats
 from tenantry.proxy.throttler import Throttler
 from tenantry.proxy.traffic import TrafficMeter
-from tenantry.tenants import admin
 from tenantry.tenants.quotas import Meters
 from tenantry.tenants.registry import Registry, Tenant
 
@@ -61,13 +61,7 @@ class FakeBroker:
         return self.answers.get(request.API_KEY) or RESPONSES[request.API_KEY]()
 
 
-def registry(**settings: Any) -> Registry:
-    """Tenant acme (prefix "acme.") with user alice (PLAIN, password "secret"), and these settings."""
-    data: dict[str, Any] = {}
-    admin.add_tenant(data, "acme")
-    admin.add_user(data, "acme", "alice", "PLAIN", "secret")
-    data["tenants"][0].update(settings)
-    return Registry.from_config(data)
+registry = acme
 
 
 class FakeContext:

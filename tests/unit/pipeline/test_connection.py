@@ -7,147 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from typing import Any
 
 import pytest
 
-from tenantry.protocol import encode
-from tenantry.protocol.headers import encode_request_header, encode_response_header
+from benchmarks.inprocess import FakeServer, connect, frame, send
 from tenantry.protocol.messages.api_versions_request import ApiVersionsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.messages.metadata_response import MetadataResponse
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from tenantry.protocol.primitives import INT32
-from tenantry.protocol.schema import Message
-from tenantry.proxy.api_versions import PROXY_VERSIONS
-from tenantry.proxy.config import ProxyConfig
-from tenantry.proxy.connection import ClientConnection
-from tenantry.proxy.exchange import Exchange
-from tenantry.proxy.guard import Guard
-from tenantry.proxy.memory import MemoryBudget
-from tenantry.proxy.quota_book import QuotaBook
-from tenantry.proxy.rewrite.topic_ids import TopicIds
-from tenantry.proxy.stats import Stats
-from tests.unit.pipeline.fakes import registry
 from tests.unit.pipeline.test_stages import produce
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.paused = False
-        self.closing = False
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 5555) if name == "peername" else None
-
-    def writelines(self, chunks: Any) -> None:
-        for chunk in chunks:
-            self.written += chunk
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    abort = close
-
-    def correlation_ids(self) -> list[int]:
-        ids, pos = [], 0
-        while pos < len(self.written):
-            size = INT32.unpack_from(self.written, pos)[0]
-            ids.append(INT32.unpack_from(self.written, pos + 4)[0])
-            pos += 4 + size
-        return ids
-
-
-class FakeUpstream:
-    def __init__(self) -> None:
-        self.table = dict(PROXY_VERSIONS)
-        self.broker_versions = None
-        self.owner: Any = None
-        self.closed = False
-        self.reauthenticating = False
-        self.pending: deque[Any] = deque()
-        self.forwarded: list[Exchange | None] = []
-        self.broker = "1"
-
-    def forward(self, parts: list[Any], entry: Exchange | None) -> None:
-        self.forwarded.append(entry)
-
-    def answer(self, entry: Exchange, response: Message) -> None:
-        frame = memoryview(encode_response_header(99, 1 if entry.api_version >= 9 else 0)
-                           + encode(response, entry.api_version))
-        self.owner.on_upstream_response(entry, frame)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-class FakeServer:
-    def __init__(self, tenants: bool) -> None:
-        self.config = ProxyConfig(upstream=["127.0.0.1:9092"], auth_failure_delay_ms=0,
-                                  listener_security_protocol="SASL_PLAINTEXT" if tenants else "PLAINTEXT")
-        self.memory = MemoryBudget(1 << 20)
-        self.stats = Stats()
-        self.connections: set[ClientConnection] = set()
-        self.quotas = QuotaBook(self.config)
-        self.registry = registry()
-        self.secret = b"s" * 32
-        self.topic_ids = TopicIds()
-        self.guard = Guard()
-        self.api_table = dict(PROXY_VERSIONS)
-        self.broker_versions = None
-        self.broker_open = asyncio.Event()  # the test says when the broker connection is up
-        self.upstreams: list[FakeUpstream] = []
-
-    def login_registry(self) -> Any:
-        return self.registry
-
-    async def open_upstream(self, node_id: int | None, owner: Any) -> FakeUpstream:
-        await self.broker_open.wait()
-        upstream = FakeUpstream()
-        upstream.owner = owner
-        self.upstreams.append(upstream)
-        return upstream
-
-    def learn_brokers(self, seen: Any) -> None:
-        return None
-
-
-def frame(message: Message, version: int, corr: int) -> bytes:
-    assert message.API_KEY is not None
-    body = encode_request_header(message.API_KEY, version, corr, "app") + encode(message, version)
-    return INT32.pack(len(body)) + body
-
-
-def connect(server: FakeServer) -> tuple[ClientConnection, FakeTransport]:
-    conn = ClientConnection(server, None)  # type: ignore[arg-type]
-    transport = FakeTransport()
-    conn.connection_made(transport)  # type: ignore[arg-type]
-    return conn, transport
-
-
-def send(conn: ClientConnection, data: bytes) -> None:
-    while data:
-        buffer = conn.get_buffer(len(data))
-        n = min(len(buffer), len(data))
-        buffer[:n] = data[:n]
-        conn.buffer_updated(n)
-        data = data[n:]
 
 
 async def settle() -> None:
