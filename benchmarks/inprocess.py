@@ -48,6 +48,9 @@ class FakeTransport:
         for chunk in chunks:
             self.written += chunk
 
+    def write(self, data: Any) -> None:
+        self.written += data
+
     def pause_reading(self) -> None:
         self.paused = True
 
@@ -81,6 +84,9 @@ class FakeUpstream:
         self.pending: deque[Any] = deque()
         self.forwarded: list[Any] = []
         self.broker = "1"
+        self.answers: dict[int, Message] = {}  # what the proxy's own requests get, by API key
+        self.answering = asyncio.Event()  # the test says when the proxy's own requests are answered
+        self.answering.set()
 
     def forward(self, parts: list[Any], entry: Any) -> None:
         self.forwarded.append(entry)
@@ -89,6 +95,14 @@ class FakeUpstream:
         """Answer a forwarded request as the broker would."""
         header = encode_response_header(99, response_header_version(entry.api_key, entry.api_version))
         self.owner.on_upstream_response(entry, memoryview(header + encode(response, entry.api_version)))
+
+    async def request(self, request: Message, version: int) -> Any:
+        """A request of the proxy's own (guard rails, topic-id look-ups)."""
+        from tenantry.protocol.messages import RESPONSES
+
+        await self.answering.wait()
+        assert request.API_KEY is not None
+        return self.answers.get(request.API_KEY) or RESPONSES[request.API_KEY]()
 
     def close(self) -> None:
         self.closed = True

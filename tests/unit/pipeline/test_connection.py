@@ -101,3 +101,34 @@ async def test_garbage_closes_the_connection_cleanly(garbage):
     conn, transport = connect(server)
     send(conn, INT32.pack(len(garbage)) + garbage)
     assert transport.closing
+
+
+async def test_a_broker_reauthentication_during_a_guard_rail_check_loses_no_request():
+    # Before the pipeline, a re-authentication starting while a guard rail held requests replaced the
+    # held list, and those requests were never answered.
+    from tenantry.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+    from tenantry.protocol.messages.create_topics_response import CreateTopicsResponse
+
+    from benchmarks.inprocess import acme
+
+    server = FakeServer(tenants=True, registry=acme(limits={"max_topics": 5}))
+    server.broker_open.set()
+    conn, transport = connect(server)
+    send(conn, LOGIN + frame(MetadataRequest(topics=[]), 12, 4))
+    await settle()
+    upstream = server.upstreams[0]
+    upstream.answer(upstream.forwarded.pop(), MetadataResponse())
+    upstream.answering.clear()  # the guard's question to the broker waits
+    create = CreateTopicsRequest(topics=[CreatableTopic(name="t", num_partitions=1, replication_factor=-1)])
+    send(conn, frame(create, 7, 5) + frame(MetadataRequest(topics=[]), 12, 6))
+    await settle()
+    conn.on_reauthentication(True)
+    upstream.answering.set()
+    await settle()
+    assert upstream.forwarded == []  # checked, but waiting for the broker login
+    conn.on_reauthentication(False)
+    await settle()
+    assert [e.client_corr for e in upstream.forwarded] == [5, 6]
+    upstream.answer(upstream.forwarded[0], CreateTopicsResponse())
+    upstream.answer(upstream.forwarded[1], MetadataResponse())
+    assert transport.correlation_ids() == [2, 3, 4, 5, 6]
