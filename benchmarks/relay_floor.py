@@ -29,9 +29,11 @@ from tenantry.localkafka.broker import free_port
 RELAY = r'''
 import asyncio, sys, uvloop
 class Pipe(asyncio.Protocol):
-    def __init__(self, peer=None): self.peer, self.transport = peer, None
+    def __init__(self, peer=None): self.peer, self.transport, self.early = peer, None, []
     def connection_made(self, t): self.transport = t
-    def data_received(self, data): self.peer.transport.write(data)
+    def data_received(self, data):
+        if self.peer is None: self.early.append(data)  # read before the broker side was up
+        else: self.peer.transport.write(data)
     def connection_lost(self, exc):
         if self.peer and self.peer.transport: self.peer.transport.close()
 async def main(listen, host, port):
@@ -42,6 +44,7 @@ async def main(listen, host, port):
             super().connection_made(t); t.pause_reading()
             async def back():
                 _, self.peer = await loop.create_connection(lambda: Pipe(self), host, port)
+                for data in self.early: self.peer.transport.write(data)
                 t.resume_reading()
             loop.create_task(back())
     server = await loop.create_server(Front, "127.0.0.1", listen)
