@@ -42,17 +42,17 @@ from tenantry.tenants.token_bucket import TokenBucket
 if TYPE_CHECKING:
     from tenantry.proxy.stage_context import BrokerLink
 
-CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS
-ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS = ApiKey.ALTER_CONFIGS, ApiKey.INCREMENTAL_ALTER_CONFIGS
-JOIN_GROUP, CONSUMER_GROUP_HEARTBEAT = ApiKey.JOIN_GROUP, ApiKey.CONSUMER_GROUP_HEARTBEAT
-TOPIC_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, INCREMENTAL_ALTER_CONFIGS})
-GROUP_APIS = frozenset({ApiKey.OFFSET_COMMIT, JOIN_GROUP, ApiKey.TXN_OFFSET_COMMIT, CONSUMER_GROUP_HEARTBEAT})
+TOPIC_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.ALTER_CONFIGS, ApiKey.CREATE_PARTITIONS,
+                        ApiKey.INCREMENTAL_ALTER_CONFIGS})
+GROUP_APIS = frozenset({ApiKey.OFFSET_COMMIT, ApiKey.JOIN_GROUP, ApiKey.TXN_OFFSET_COMMIT,
+                        ApiKey.CONSUMER_GROUP_HEARTBEAT})
 #: First version where the topic-mutation rate refuses with THROTTLING_QUOTA_EXCEEDED (KIP-599); before
 #: it, the request goes ahead and its response is delayed.
-MUTATION_ERROR_FROM: dict[int, int] = {CREATE_TOPICS: 6, CREATE_PARTITIONS: 3, DELETE_TOPICS: 5}
+MUTATION_ERROR_FROM: dict[int, int] = {ApiKey.CREATE_TOPICS: 6, ApiKey.CREATE_PARTITIONS: 3, ApiKey.DELETE_TOPICS: 5}
 #: Where each response lists its per-item results.
-RESULTS: dict[int, str] = {CREATE_TOPICS: "topics", CREATE_PARTITIONS: "results", DELETE_TOPICS: "responses",
-           ALTER_CONFIGS: "responses", INCREMENTAL_ALTER_CONFIGS: "responses"}
+RESULTS: dict[int, str] = {ApiKey.CREATE_TOPICS: "topics", ApiKey.CREATE_PARTITIONS: "results",
+                           ApiKey.DELETE_TOPICS: "responses", ApiKey.ALTER_CONFIGS: "responses",
+                           ApiKey.INCREMENTAL_ALTER_CONFIGS: "responses"}
 TOPIC_RESOURCE = 2
 SET, DELETE = 0, 1
 RESERVED_FOR = 60.0  # seconds an allowed creation counts while the broker has not answered it
@@ -119,7 +119,7 @@ class Guard:
 
     # -- use on the cluster -----------------------------------------------------------------------------
     async def _usage(self, tenant: Tenant, state: TenantGuardState, upstream: BrokerLink) -> Usage:
-        version = min(12, upstream.table[3].hi or 12)
+        version = min(12, upstream.table[ApiKey.METADATA].hi or 12)
         metadata = await upstream.request(MetadataRequest(topics=None, allow_auto_topic_creation=False), version)
         usage = Usage({t.name[len(tenant.prefix):]: len(t.partitions) for t in metadata.topics
                        if t.name and t.name.startswith(tenant.prefix) and t.error_code == 0})
@@ -133,7 +133,7 @@ class Guard:
 
     async def _review_group(self, tenant: Tenant, state: TenantGuardState, upstream: BrokerLink,
                             api_key: int, version: int, request: Any) -> Verdict:
-        version_ = min(5, upstream.table[16].hi or 5)
+        version_ = min(5, upstream.table[ApiKey.LIST_GROUPS].hi or 5)
         listed = await upstream.request(ListGroupsRequest(), version_)
         mine = {g.group_id for g in listed.groups if g.group_id.startswith(tenant.prefix)}
         state.known_groups = mine | {g for g in state.known_groups if g in mine}
@@ -159,11 +159,11 @@ class Guard:
             return Verdict(answer=_response(api_key, throttled, delay), throttle=delay)
         refused: list[Any] = []
         mutated = 0
-        if api_key == CREATE_TOPICS:
+        if api_key == ApiKey.CREATE_TOPICS:
             mutated = self._create_topics(limits, state, usage, produce_rate, request, refused)
-        elif api_key == CREATE_PARTITIONS:
+        elif api_key == ApiKey.CREATE_PARTITIONS:
             mutated = _create_partitions(limits, usage, request, refused)
-        elif api_key == DELETE_TOPICS:
+        elif api_key == ApiKey.DELETE_TOPICS:
             names = _item_names(api_key, version, request)
             mutated = sum(usage.topics.get(name, 1) for name in names)
             for name in names:
@@ -174,7 +174,7 @@ class Guard:
         if not _remaining_items(api_key, request):
             return Verdict(answer=_response(api_key, refused, throttle), throttle=throttle)
         settle = None
-        if api_key == CREATE_TOPICS:
+        if api_key == ApiKey.CREATE_TOPICS:
             names = [t.name for t in request.topics]
 
             def settle() -> None:
@@ -193,7 +193,7 @@ class Guard:
             try:
                 check_new_topic(limits, usage, topic, produce_rate)
             except Violation as exc:
-                refused.append(_result(CREATE_TOPICS, t.name, ErrorCode.POLICY_VIOLATION, str(exc)))
+                refused.append(_result(ApiKey.CREATE_TOPICS, t.name, ErrorCode.POLICY_VIOLATION, str(exc)))
                 continue
             t.num_partitions, t.replication_factor = topic.partitions, topic.replication_factor
             config = _element_class(type(t), "configs")
@@ -214,7 +214,7 @@ def _create_partitions(limits: Limits, usage: Usage, request: Any, refused: list
             try:
                 check_new_partitions(limits, usage, t.name, t.count)
             except Violation as exc:
-                refused.append(_result(CREATE_PARTITIONS, t.name, ErrorCode.POLICY_VIOLATION, str(exc)))
+                refused.append(_result(ApiKey.CREATE_PARTITIONS, t.name, ErrorCode.POLICY_VIOLATION, str(exc)))
                 continue
             added += max(0, t.count - current)
         kept.append(t)
@@ -227,7 +227,7 @@ def _alter_configs(limits: Limits, usage: Usage, produce_rate: float | None, api
     kept = []
     for r in request.resources:
         if r.resource_type == TOPIC_RESOURCE:
-            incremental = api_key == INCREMENTAL_ALTER_CONFIGS
+            incremental = api_key == ApiKey.INCREMENTAL_ALTER_CONFIGS
             configs = {c.name: (None if incremental and c.config_operation == DELETE else c.value) for c in r.configs}
             try:
                 check_topic_configs(limits, configs, usage.topics.get(r.resource_name, 1),
@@ -240,15 +240,15 @@ def _alter_configs(limits: Limits, usage: Usage, produce_rate: float | None, api
 
 
 def _item_names(api_key: int, version: int, request: Any) -> list[str]:
-    if api_key == DELETE_TOPICS:
+    if api_key == ApiKey.DELETE_TOPICS:
         return [t.name or "" for t in request.topics] if version >= 6 else list(request.topic_names)
     return [t.name for t in request.topics]
 
 
 def _remaining_items(api_key: int, request: Any) -> bool:
-    if api_key in (ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS):
+    if api_key in (ApiKey.ALTER_CONFIGS, ApiKey.INCREMENTAL_ALTER_CONFIGS):
         return bool(request.resources)
-    return api_key == DELETE_TOPICS or bool(request.topics)  # deletes are only ever refused whole
+    return api_key == ApiKey.DELETE_TOPICS or bool(request.topics)  # deletes are only ever refused whole
 
 
 def _element_class(cls: Any, field_name: str) -> Any:
@@ -257,9 +257,9 @@ def _element_class(cls: Any, field_name: str) -> Any:
 
 def _result(api_key: int, name: str, error: int, message: str) -> Any:
     element = _element_class(RESPONSES[api_key], RESULTS[api_key])
-    if api_key in (ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS):
+    if api_key in (ApiKey.ALTER_CONFIGS, ApiKey.INCREMENTAL_ALTER_CONFIGS):
         return element(error_code=error, error_message=message, resource_type=TOPIC_RESOURCE, resource_name=name)
-    if api_key == CREATE_TOPICS:
+    if api_key == ApiKey.CREATE_TOPICS:
         return element(name=name, error_code=error, error_message=message, num_partitions=-1, replication_factor=-1)
     return element(name=name, error_code=error, error_message=message)
 
@@ -284,11 +284,11 @@ def group_refusal(api_key: int, version: int, request: Any, message: str) -> Mes
     cls: Any = RESPONSES[api_key]
     error = ErrorCode.POLICY_VIOLATION
     refusal: Message
-    if api_key == JOIN_GROUP:
+    if api_key == ApiKey.JOIN_GROUP:
         refusal = cls(error_code=error, generation_id=-1, member_id=request.member_id or "",
                       protocol_name=None if version >= 7 else "")
         return refusal
-    if api_key == CONSUMER_GROUP_HEARTBEAT:
+    if api_key == ApiKey.CONSUMER_GROUP_HEARTBEAT:
         refusal = cls(error_code=error, error_message=message, member_epoch=-1)
         return refusal
     topic_cls = _element_class(cls, "topics")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.stats import TenantStats
 from tenantry.tenants.quotas import FETCH, PRODUCE, REQUESTS, Meters
 
-PRODUCE_KEY, FETCH_KEY = 0, 1
 MUTED = "throttled"
 
 
@@ -31,7 +31,7 @@ class Throttler:
 
     def on_request(self, api_key: int, size: int) -> float:
         delay, quota = self.meters.record(REQUESTS, self.user, 1), REQUESTS
-        if api_key == PRODUCE_KEY and (produce := self.meters.record(PRODUCE, self.user, size)) > delay:
+        if api_key == ApiKey.PRODUCE and (produce := self.meters.record(PRODUCE, self.user, size)) > delay:
             delay, quota = produce, PRODUCE
         return self._charge(quota, delay)
 
