@@ -58,7 +58,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.outbox: deque[Exchange] = deque()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self.client_id: str | None = None
         self.log_context: dict[str, str] = {}
         self.log = ConnectionLog(log, self.log_context)
         self.meter = TrafficMeter(server.stats)
@@ -155,7 +154,7 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _pump(self) -> None:
         """Start the waiting frames through the pipeline, in order, until one of them must wait."""
-        while self.inbox and self._waiting is None and not self.closed:
+        while self.inbox and self._waiting is None and self.state is not ClientState.CLOSED:
             frame = self.inbox.popleft()
             auth = self.context.auth
             if auth is not None and auth.raw_tokens:
@@ -217,19 +216,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._pump()
 
     def _forward(self, ex: Exchange, expects_response: bool) -> None:
-        assert self.upstream is not None
+        upstream = self.broker.upstream
+        assert upstream is not None
         if not expects_response:
-            self.upstream.forward(ex.parts, None)
+            upstream.forward(ex.parts, None)
             return
         self.outbox.append(ex)
         ex.sent = now()
-        self.upstream.forward(ex.parts, ex)
+        upstream.forward(ex.parts, ex)
         if len(self.outbox) >= self.config.max_in_flight:
             self.gate.block("too many in flight")
-
-    def saw_client_id(self, client_id: str | None) -> None:
-        if self.client_id is None and client_id:
-            self.client_id = self.log_context["client_id"] = client_id
 
     def logged_in(self, tenant: Tenant, user: str, mechanism: str) -> None:
         self.state = move(self.state, ClientState.ACTIVE)
@@ -252,8 +248,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.broker.reauthenticating(running)
 
     def on_upstream_response(self, entry: object, frame: memoryview) -> None:
-        assert isinstance(entry, Exchange)
-        ex = entry
+        ex = cast(Exchange, entry)  # the upstream hands back what _forward gave it
         ex.received = now()
         try:
             ex.response = frame
@@ -301,7 +296,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         """Send a response when its throttle allows (see :func:`~tenantry.proxy.stages.quotas.release`)."""
         if not ex.raw:
             self.meter.answered(ex.api_key, ex, sum(len(c) for c in chunks))
-        hold = release(ex, self.context)
+        hold = release(ex, self.context) if ex.throttle_until else 0.0
         if hold <= 0:
             ex.out = chunks
             self.flush()

@@ -35,6 +35,10 @@ class ConnectionContext:
         self._conn = conn
         self._broker = conn.broker
         self._loop = asyncio.get_running_loop()
+        self._log_context = conn.log_context
+        self._client_id_seen = False
+        # Called twice per request: the session's own method, not a wrapper around it.
+        self.broker_ready: Callable[[], Coroutine[Any, Any, Any] | None] = conn.broker.ready
         self.config = server.config
         self.meter = conn.meter
         self.log = conn.log
@@ -75,7 +79,10 @@ class ConnectionContext:
         return upstream.broker_versions if upstream is not None else self._server.broker_versions
 
     def saw_client_id(self, client_id: str | None) -> None:
-        self._conn.saw_client_id(client_id)
+        """The first client id names the connection in its log lines (clients keep one per connection)."""
+        if not self._client_id_seen and client_id:
+            self._client_id_seen = True
+            self._log_context["client_id"] = client_id
 
     def registry(self) -> Registry:
         return self._server.registry
@@ -88,9 +95,6 @@ class ConnectionContext:
 
     def produce_rate(self) -> float | None:
         return self.throttler.meters.effective_rate(PRODUCE) if self.throttler is not None else None
-
-    def broker_ready(self) -> Coroutine[Any, Any, Any] | None:
-        return self._broker.ready()
 
     def broker(self) -> UpstreamConnection:
         assert self._broker.upstream is not None

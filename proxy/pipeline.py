@@ -60,7 +60,8 @@ TENANT_STAGES: tuple[Stage, ...] = (
     forward.forward,
 )
 
-#: Without tenants the proxy is transparent: it rewrites broker addresses and nothing else.
+#: Without tenants the proxy is transparent: it rewrites broker addresses and nothing else. No stage
+#: here waits between the broker check and forwarding, so one check is enough.
 TRANSPARENT_STAGES: tuple[Stage, ...] = (
     metering.count_request,
     local_answers.api_versions,
@@ -68,7 +69,6 @@ TRANSPARENT_STAGES: tuple[Stage, ...] = (
     admission.offered,
     metering.count_payload,
     local_answers.controllers,
-    broker.ready,
     rewriting.rewrite,
     broker.ready,
     forward.forward,
