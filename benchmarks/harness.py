@@ -72,7 +72,9 @@ class Bench:
                 "--listen", f"127.0.0.1:{port}", "--broker-port-base", str(base), "--log-level", "WARNING",
                 "--metrics-listen", f"127.0.0.1:{metrics}", *flags]
         config = None
-        if tenants is not None:
+        if tenants is None:
+            args += ["--listener-security-protocol", "PLAINTEXT"]  # transparent, chosen explicitly
+        else:
             config = self.workdir / f"tenants-{port}.toml"
             config.write_text(tomli_w.dumps(tenants))
             args += ["--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",

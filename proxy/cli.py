@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenantry.proxy import cli_tenants
-from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config
+from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config, require_listener
 
 if TYPE_CHECKING:
     from tenantry.tenants.registry import Registry
@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(ProxyConfig)}
     try:
         config = load_config(args.config, overrides)
+        require_listener(config)
     except ConfigError as exc:
         print(f"tenantry: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
     from tenantry.proxy.logs import configure
 
     configure(config.log_level, config.log_format)
+    if not config.tenants_enabled:
+        log.warning("transparent proxy (listener_security_protocol = PLAINTEXT): no tenants and no logins, "
+                    "every client sees the whole cluster; for trusted networks only")
     import uvloop
 
     try:

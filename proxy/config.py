@@ -38,9 +38,10 @@ class ProxyConfig:
         "Host name the proxy gives clients for every broker (default: the listen host)."))
     broker_port_base: int = field(default=0, metadata=_opt(
         "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
-    listener_security_protocol: str = field(default="PLAINTEXT", metadata=_opt(
-        "SASL_PLAINTEXT or SASL_SSL: clients log in as users of the tenants in the config file, each in "
-        "its own namespace. PLAINTEXT: no tenants, the proxy is transparent."))
+    listener_security_protocol: str = field(default="", metadata=_opt(
+        "Required. SASL_PLAINTEXT or SASL_SSL: clients log in as users of the tenants in the config file, "
+        "each in its own namespace. PLAINTEXT: no tenants and no logins, every client sees the whole "
+        "cluster (a transparent proxy, for trusted networks only)."))
     ssl_certfile: str = field(default="", metadata=_opt(
         "PEM certificate chain for SASL_SSL listeners (re-read on SIGHUP)."))
     ssl_keyfile: str = field(default="", metadata=_opt("PEM private key for ssl_certfile."))
@@ -111,7 +112,7 @@ class ProxyConfig:
 
     @property
     def tenants_enabled(self) -> bool:
-        return self.listener_security_protocol != "PLAINTEXT"
+        return self.listener_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
     @property
     def listen_host(self) -> str:
@@ -174,6 +175,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     env: Mapping[str, str] = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     known = {f.name: f for f in fields(ProxyConfig)}
+    data: dict[str, Any] = {}
     if path:
         try:
             data = tomllib.loads(Path(path).read_text())
@@ -195,8 +197,20 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if value is not None:
             values[name] = value
     typed = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
-    config = ProxyConfig(**typed)
-    return validate(config)
+    config = validate(ProxyConfig(**typed))
+    if path and data.get("tenants") and not config.tenants_enabled:
+        raise ConfigError(f"listener_security_protocol: {path} defines tenants, but the listener is "
+                          f"{config.listener_security_protocol or 'not set'}, which would serve them to clients "
+                          "without credentials; set it to SASL_PLAINTEXT or SASL_SSL")
+    return config
+
+
+def require_listener(config: ProxyConfig) -> None:
+    """Serving needs an explicit choice of listener: a transparent proxy is never a default (fail closed)."""
+    if not config.listener_security_protocol:
+        raise ConfigError("listener_security_protocol: not set. Choose SASL_PLAINTEXT or SASL_SSL to serve the "
+                          "tenants of the config file, or PLAINTEXT for a transparent proxy without tenants, "
+                          "which lets every client see the whole cluster (trusted networks only)")
 
 
 def validate(config: ProxyConfig) -> ProxyConfig:
@@ -218,7 +232,7 @@ def _validate_listener(config: ProxyConfig) -> None:
         config.broker_port_base = port + 1
     if not 0 < config.broker_port_base < 65536:
         raise ConfigError(f"broker_port_base: {config.broker_port_base} is not a port number")
-    if config.listener_security_protocol not in LISTENER_PROTOCOLS:
+    if config.listener_security_protocol not in ("", *LISTENER_PROTOCOLS):  # "": not chosen, see require_listener
         raise ConfigError(f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
                           f"{', '.join(LISTENER_PROTOCOLS)}")
     if config.listener_security_protocol == "SASL_SSL":

@@ -66,6 +66,8 @@ def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | 
     base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
     log = workdir / f"proxy-{port}.log"
     env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
+    if "--listener-security-protocol" not in extra:
+        extra = ("--listener-security-protocol", "PLAINTEXT", *extra)  # a transparent proxy, chosen explicitly
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", upstream or kafka.sasl_bootstrap,
