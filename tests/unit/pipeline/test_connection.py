@@ -106,10 +106,9 @@ async def test_garbage_closes_the_connection_cleanly(garbage):
 async def test_a_broker_reauthentication_during_a_guard_rail_check_loses_no_request():
     # Before the pipeline, a re-authentication starting while a guard rail held requests replaced the
     # held list, and those requests were never answered.
+    from benchmarks.inprocess import acme
     from tenantry.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
     from tenantry.protocol.messages.create_topics_response import CreateTopicsResponse
-
-    from benchmarks.inprocess import acme
 
     server = FakeServer(tenants=True, registry=acme(limits={"max_topics": 5}))
     server.broker_open.set()
