@@ -19,14 +19,14 @@ def test_serving_without_a_listener_choice_refuses_to_start_naming_the_setting(c
 def test_a_config_file_with_tenants_and_no_listener_refuses_to_start(tmp_path):
     path = tmp_path / "tenantry.toml"
     path.write_text('upstream = ["127.0.0.1:9"]\n' + TENANTS)
-    with pytest.raises(ConfigError, match="listener_security_protocol: .* defines tenants"):
+    with pytest.raises(ConfigError, match=r"listener_security_protocol: .* defines tenants"):
         load_config(path, {}, {})
 
 
 def test_tenants_on_an_explicit_plaintext_listener_refuse_to_start(tmp_path):
     path = tmp_path / "tenantry.toml"
     path.write_text('upstream = ["127.0.0.1:9"]\nlistener_security_protocol = "PLAINTEXT"\n' + TENANTS)
-    with pytest.raises(ConfigError, match="listener_security_protocol: .* without credentials"):
+    with pytest.raises(ConfigError, match=r"listener_security_protocol: .* without credentials"):
         load_config(path, {}, {})
 
 
