@@ -17,6 +17,7 @@ from tenantry.protocol.schema import Message
 from tenantry.proxy.api_versions import PROXY_VERSIONS
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
+from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.memory import MemoryBudget
 from tenantry.proxy.quota_book import QuotaBook
@@ -125,6 +126,7 @@ class FakeServer:
         self.secret = b"s" * 32
         self.topic_ids = TopicIds()
         self.guard = Guard()
+        self.fetch_sessions = FetchSessionOwners()
         self.api_table = dict(PROXY_VERSIONS)
         self.broker_versions = None
         self.broker_open = asyncio.Event()  # the test says when the broker connection is up

@@ -9,8 +9,8 @@ from tenantry.protocol.headers import (
     is_flexible,
     response_header_version,
 )
-from tenantry.protocol.primitives import INT16, INT32, Writer, read_uvarint
-from tenantry.protocol.schema import Message
+from tenantry.protocol.primitives import FIXED_SIZES, INT16, INT32, Writer, read_uvarint
+from tenantry.protocol.schema import Message, Struct
 
 
 def request_frame(request: Message, version: int, correlation_id: int, client_id: str | None) -> bytes:
@@ -42,3 +42,39 @@ def produce_acks(frame: memoryview, body_offset: int, version: int) -> int:
             n = INT16.unpack_from(frame, pos)[0]
             pos += 2 + max(n, 0)
     return int(INT16.unpack_from(frame, pos)[0])
+
+
+_OFFSETS: dict[tuple[object, int, str], int | None] = {}
+
+
+def fixed_field_offset(cls: type[Struct], version: int, name: str) -> int | None:
+    """Where field `name` sits after the start of the body, if every field before it has a fixed size.
+
+    None when the field is absent in this version, tagged, or follows a variable-size field.
+    """
+    key = (cls, version, name)
+    if key not in _OFFSETS:
+        _OFFSETS[key] = _fixed_field_offset(cls, version, name)
+    return _OFFSETS[key]
+
+
+def _fixed_field_offset(cls: type[Struct], version: int, name: str) -> int | None:
+    offset = 0
+    for f in cls.FIELDS:
+        if not f.in_version(version) or f.is_tagged(version):
+            continue
+        if f.name == name:
+            return offset
+        if f.array or f.struct is not None or f.type not in FIXED_SIZES:
+            return None
+        offset += FIXED_SIZES[f.type]
+    return None
+
+
+def peek_int32(body: memoryview | bytes, cls: type[Struct], version: int, name: str) -> int | None:
+    """An int32 field at a fixed offset of a message body (no decoding), or None if it has none."""
+    offset = fixed_field_offset(cls, version, name)
+    if offset is None or offset + 4 > len(body):
+        return None
+    value: int = INT32.unpack_from(body, offset)[0]
+    return value

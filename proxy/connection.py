@@ -34,7 +34,7 @@ from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.rewriter import Leak
 from tenantry.proxy.stages.quotas import release
 from tenantry.proxy.traffic import TrafficMeter
-from tenantry.proxy.upstream import UpstreamConnection
+from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
 from tenantry.tenants.registry import Tenant
 
 if TYPE_CHECKING:
@@ -264,14 +264,27 @@ class ClientConnection(asyncio.BufferedProtocol):
             return
         body = ex.chunks if ex.chunks is not None else [frame[4:]]
         chunks: list[Chunk] = [INT32.pack(4 + sum(len(c) for c in body)) + INT32.pack(ex.client_corr), *body]
-        if ex.new_brokers is None:
+        if ex.new_brokers is None and ex.before_release is None:
             self._release(ex, chunks)
         else:
-            asyncio.get_running_loop().create_task(self._release_after_listeners(ex, chunks))
+            asyncio.get_running_loop().create_task(self._release_when_checked(ex, chunks))
 
-    async def _release_after_listeners(self, ex: Exchange, chunks: list[Chunk]) -> None:
-        await cast("asyncio.Future[object]", ex.new_brokers)
-        self._release(ex, chunks)
+    async def _release_when_checked(self, ex: Exchange, chunks: list[Chunk]) -> None:
+        """Release once the response's new brokers have listeners and its last check passed."""
+        try:
+            if ex.before_release is not None:
+                await ex.before_release
+            if ex.new_brokers is not None:
+                await cast("asyncio.Future[object]", ex.new_brokers)
+        except Leak as exc:
+            self.log.error("dropped a response to %s for %s: %s", self.principal_name, self.peer, exc)
+            self.close("response would have leaked another tenant's topic")
+            return
+        except (UpstreamError, ProtocolError) as exc:
+            self.close(f"cannot check a response's topic ids: {exc}", ex.api_key)
+            return
+        if not self.closed:
+            self._release(ex, chunks)
 
     def on_upstream_lost(self, reason: str) -> None:
         self.close(reason)

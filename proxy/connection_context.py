@@ -45,6 +45,7 @@ class ConnectionContext:
         self.peer = "?"
         self.guard = server.guard
         self.quotas = server.quotas
+        self.fetch_sessions = server.fetch_sessions
         self.auth: ClientAuth | None = None
         self.throttler: Throttler | None = None
         self.rewriter = Rewriter(None, server.topic_ids)

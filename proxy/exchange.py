@@ -8,8 +8,8 @@ so no stage keeps per-request state of its own and nothing needs to be remembere
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tenantry.protocol.headers import RequestHeader
 from tenantry.protocol.scanner import Chunk
@@ -30,8 +30,8 @@ _NO_HOOKS: tuple[ResponseHook, ...] = ()
 class Exchange(InFlight):
     """A client request and, once it has one, its response."""
 
-    __slots__ = ("api_key", "api_version", "arrived", "body_offset", "chunks", "client_corr", "frame", "header",
-                 "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response", "rewrite", "sent",
+    __slots__ = ("api_key", "api_version", "arrived", "before_release", "body_offset", "chunks", "client_corr",
+                 "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response", "rewrite", "sent",
                  "settle", "throttle_until")
 
     def __init__(self, frame: memoryview, api_key: int, api_version: int, client_corr: int, raw: bool = False) -> None:
@@ -55,6 +55,7 @@ class Exchange(InFlight):
         self.chunks: list[Chunk] | None = None  # the response body as the client gets it, after the correlation id
         self.out: list[Chunk] | None = None  # the whole response frame, once it may be written
         self.new_brokers: object = None  # an awaitable: listeners for brokers the response named are opening
+        self.before_release: Coroutine[Any, Any, None] | None = None  # a last check of the response (may raise)
         self.arrived = now()
         self.sent = 0.0
         self.received = 0.0

@@ -28,6 +28,7 @@ from tenantry.proxy.outcomes import Outcome
 from tenantry.proxy.stages import (
     admission,
     broker,
+    fetch_sessions,
     forward,
     guard_rails,
     local_answers,
@@ -51,6 +52,7 @@ TENANT_STAGES: tuple[Stage, ...] = (
     admission.logged_in,
     admission.offered,  # the API and version are offered to tenants; parses the header
     metering.count_payload,
+    fetch_sessions.owned,  # a Fetch names only fetch sessions its tenant opened
     local_answers.controllers,
     broker.ready,  # the first request for a broker opens the proxy's connection to it
     guard_rails.check,

@@ -22,6 +22,7 @@ from tenantry.proxy import monitor
 from tenantry.proxy.admin_http import AdminListener
 from tenantry.proxy.config import ProxyConfig, split_host_port
 from tenantry.proxy.connection import ClientConnection
+from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
 from tenantry.proxy.memory import MemoryBudget
@@ -55,6 +56,7 @@ class ProxyServer:
         self.tls = server_context(config)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
+        self.fetch_sessions = FetchSessionOwners()
         self.stats = Stats(config.metrics_label_limit)
         self.draining = False  # SIGTERM: /readyz says no, so load balancers stop sending clients
         self.health = Health(self)

@@ -15,6 +15,7 @@ from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.config import ProxyConfig
+from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.logs import ConnectionLog
 from tenantry.proxy.quota_book import QuotaBook
@@ -46,6 +47,7 @@ class StageContext(Protocol):
     rewriter: Rewriter
     guard: Guard
     quotas: QuotaBook
+    fetch_sessions: FetchSessionOwners
 
     @property
     def closed(self) -> bool: ...

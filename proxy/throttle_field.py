@@ -8,13 +8,13 @@ delay; for older versions the response itself is held back (see :mod:`tenantry.p
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from tenantry.protocol import decode, encode
+from tenantry.protocol.envelope import fixed_field_offset
 from tenantry.protocol.messages import RESPONSES
 from tenantry.protocol.messages.api_keys import CLIENT_THROTTLES_FROM
-from tenantry.protocol.primitives import FIXED_SIZES, INT32
+from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
 
 
@@ -23,23 +23,13 @@ def client_throttles(api_key: int, version: int) -> bool:
     return first is not None and version >= first
 
 
-@cache
 def throttle_offset(api_key: int, version: int) -> int | None:
     """Where throttle_time_ms sits after the response header, if every field before it has a fixed size.
 
     None when the response has no such field in this version, or when it follows a variable-size field
     (Produce, whose throttle comes after its partition list).
     """
-    offset = 0
-    for f in RESPONSES[api_key].FIELDS:
-        if not f.in_version(version) or f.is_tagged(version):
-            continue
-        if f.name == "throttle_time_ms":
-            return offset
-        if f.array or f.struct is not None or f.type not in FIXED_SIZES:
-            return None
-        offset += FIXED_SIZES[f.type]
-    return None
+    return fixed_field_offset(RESPONSES[api_key], version, "throttle_time_ms")
 
 
 def has_throttle_field(api_key: int, version: int) -> bool:

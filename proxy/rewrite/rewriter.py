@@ -53,6 +53,7 @@ class RequestContext:
 
     fake_ids: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # swapped-in id -> client's id
     unknown_ids: set[uuid.UUID] = field(default_factory=set)  # never seen: the caller may look them up
+    unverified_ids: set[uuid.UUID] = field(default_factory=set)  # in the response, never seen: look them up
     ids_looked_up: bool = False
     listing: bool = False  # the request asked for "everything": filter the response
     protocol_type: str | None = None  # a classic group's protocol type ("consumer" bytes are rewritten)
@@ -183,7 +184,9 @@ class Rewriter:
                 if value in ctx.fake_ids:
                     changes.append((ref, ctx.fake_ids[value]))
                 elif previous is not None and previous.entity == "topicName" and previous.value:
-                    self.topic_ids.learn(value, previous.value)
+                    self.topic_ids.learn(value, previous.value)  # the name beside it is checked on its own
+                else:
+                    self._check_id(value, ctx)
             else:
                 new = self.outbound(entity, value)
                 if new != value:
@@ -200,6 +203,8 @@ class Rewriter:
             name = _field_with(struct, "topicName")
             if name:
                 self.topic_ids.learn(value, name)
+            else:
+                self._check_id(value, ctx)
             return value
 
         def rule(entity: str, value: Any, struct: Struct) -> Any:
@@ -218,6 +223,27 @@ class Rewriter:
         if "topicId" in wanted:
             map_entities(message, version, frozenset({"topicId"}), ids)
         map_entities(message, version, wanted - {"topicId"}, rule)
+
+    def _check_id(self, topic_id: uuid.UUID, ctx: RequestContext) -> None:
+        """A topic id in a response must name one of the tenant's topics, like a name: Leak if it does not.
+
+        An id the proxy has never seen is noted in `ctx.unverified_ids`, to be looked up before the
+        response may leave (:func:`Rewriter.verify_ids`).
+        """
+        if self.ns is None or topic_id == ZERO_UUID:
+            return
+        name = self.topic_ids.name_of(topic_id)
+        if name is None:
+            ctx.unverified_ids.add(topic_id)
+        elif not self.ns.owns(name):
+            raise Leak(f"response names topic id {topic_id}, which is not the tenant's")
+
+    def verify_ids(self, ctx: RequestContext) -> None:
+        """After a look-up of `ctx.unverified_ids`: Leak if one of them names another tenant's topic."""
+        for topic_id in ctx.unverified_ids:
+            name = self.topic_ids.name_of(topic_id)
+            if name is not None and self.ns is not None and not self.ns.owns(name):
+                raise Leak(f"response names topic id {topic_id}, which is not the tenant's")
 
     def outbound(self, entity: str, value: Any) -> Any:
         """A cluster name or broker message as the tenant must see it; Leak for a foreign name."""

@@ -10,7 +10,7 @@ from tenantry.protocol import ProtocolError
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, Close, Outcome, Suspend
 from tenantry.proxy.rewrite.hooks import Refusal
-from tenantry.proxy.rewrite.rewriter import UnknownTopicIds
+from tenantry.proxy.rewrite.rewriter import RequestContext, UnknownTopicIds
 from tenantry.proxy.upstream import UpstreamError
 
 if TYPE_CHECKING:
@@ -50,3 +50,11 @@ def _rewrite_response(ex: Exchange, ctx: StageContext) -> None:
     if addresses.seen:
         # A client may connect to a broker as soon as it reads this response: open its listener first.
         ex.new_brokers = ctx.learn_brokers(addresses.seen)
+    if ex.rewrite.unverified_ids:
+        ex.before_release = _verify_ids(ctx, ex.rewrite)
+
+
+async def _verify_ids(ctx: StageContext, rewrite: RequestContext) -> None:
+    """Topic ids in a response that the proxy has never seen are looked up: Leak if one is not the tenant's."""
+    await ctx.look_up_topic_ids(rewrite.unverified_ids)
+    ctx.rewriter.verify_ids(rewrite)

@@ -21,6 +21,7 @@ from tenantry.proxy.api_versions import PROXY_VERSIONS
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.exchange import Exchange
+from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.logs import ConnectionLog
 from tenantry.proxy.quota_book import QuotaBook
@@ -76,6 +77,7 @@ class FakeContext:
         self.clock = Clock()
         self.guard = Guard(self.clock)
         self.quotas = QuotaBook(self.config, self.clock)
+        self.fetch_sessions = FetchSessionOwners()
         self.closed = False
         self.topic_ids = TopicIds()
         self.rewriter = Rewriter(None, self.topic_ids)

@@ -1,0 +1,55 @@
+"""Broker state that every tenant reaches through the proxy's one service user, attacked by a hostile tenant
+(acme) against another (globex): real broker, real proxy, raw frames."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tenantry.protocol.errors import ErrorCode
+from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+
+from .rawclient import call
+from .test_hostile_tenant import login, victim  # noqa: F401  (the victim fixture: globex's topic with data)
+
+pytestmark = pytest.mark.integration
+FETCH_VERSION = 13  # topic ids and sessions
+
+
+def session_fetch(session_id: int, epoch: int, topic_id=None) -> FetchRequest:
+    topics = [] if topic_id is None else [FetchTopic(topic_id=topic_id, partitions=[FetchPartition(
+        partition=0, fetch_offset=0, partition_max_bytes=1_000_000)])]
+    return FetchRequest(max_wait_ms=10, min_bytes=0, max_bytes=1_000_000, session_id=session_id,
+                        session_epoch=epoch, topics=topics)
+
+
+def test_a_fetch_session_belongs_to_the_tenant_that_opened_it(tenant_proxy, victim):  # noqa: F811
+    with login(tenant_proxy, "bea") as globex, login(tenant_proxy, "alicia") as acme:
+        opened = call(globex, session_fetch(0, 0, victim["topic_id"]), FETCH_VERSION, corr=3)
+        assert opened.error_code == 0 and opened.session_id != 0
+        session = opened.session_id
+        assert call(globex, session_fetch(session, 1), FETCH_VERSION, corr=4).error_code == 0
+
+        # acme names globex's live session with its current epoch: no records, no raw topic id, and the
+        # broker never sees it, so globex's epoch does not move.
+        stolen = call(acme, session_fetch(session, 2), FETCH_VERSION, corr=3)
+        assert stolen.error_code == ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+        assert stolen.session_id == 0 and stolen.responses == []
+        assert call(globex, session_fetch(session, 2), FETCH_VERSION, corr=5).error_code == 0
+
+        # Closing it (epoch -1) is refused the same way; globex's session lives on.
+        closed = call(acme, session_fetch(session, -1), FETCH_VERSION, corr=4)
+        assert closed.error_code == ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+        assert call(globex, session_fetch(session, 3), FETCH_VERSION, corr=6).error_code == 0
+
+
+def test_a_live_foreign_session_and_a_random_id_are_indistinguishable(tenant_proxy, victim):  # noqa: F811
+    with login(tenant_proxy, "bea") as globex, login(tenant_proxy, "alicia") as acme:
+        session = call(globex, session_fetch(0, 0, victim["topic_id"]), FETCH_VERSION, corr=3).session_id
+        answers = []
+        for corr, (session_id, epoch) in enumerate([(session, 1), (session, 7), (random.randrange(1, 2**31), 1)]):
+            answer = call(acme, session_fetch(session_id, epoch), FETCH_VERSION, corr=10 + corr)
+            answers.append((answer.error_code, answer.session_id, answer.responses, answer.throttle_time_ms))
+        assert answers[0] == answers[1] == answers[2]
+        assert answers[0][0] == ErrorCode.FETCH_SESSION_ID_NOT_FOUND
