@@ -31,8 +31,8 @@ class Exchange(InFlight):
     """A client request and, once it has one, its response."""
 
     __slots__ = ("api_key", "api_version", "arrived", "before_release", "body_offset", "chunks", "client_corr",
-                 "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response", "rewrite", "sent",
-                 "settle", "throttle_until")
+                 "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response",
+                 "rewrite", "sent", "settle", "throttle_until")
 
     def __init__(self, frame: memoryview, api_key: int, api_version: int, client_corr: int, raw: bool = False) -> None:
         super().__init__()
