@@ -6,6 +6,8 @@ front and raises :class:`ConfigError` naming the field, what was wrong and what 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import tomllib
 from collections.abc import Mapping
@@ -47,6 +49,10 @@ class ProxyConfig:
     ssl_keyfile: str = field(default="", metadata=_opt("PEM private key for ssl_certfile."))
     sasl_enabled_mechanisms: list[str] = field(default_factory=lambda: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
                                                metadata=_opt("SASL mechanisms clients may use, comma-separated."))
+    sasl_salt_secret: str = field(default="", repr=False, metadata=_opt(
+        "Keys the salts the proxy invents for unknown users and missing mechanisms, so that they stay the "
+        "same across restarts and replicas (set the same value on every replica). Default: derived from "
+        "upstream_sasl_password; required when there is none.", secret=True))
     sasl_session_lifetime_ms: int = field(default=0, metadata=_opt(
         "Clients must re-authenticate within this many ms (KIP-368); 0 means sessions do not expire."))
     auth_failure_delay_ms: int = field(default=1000, metadata=_opt(
@@ -219,6 +225,10 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     config.upstream_addresses()
     _validate_listener(config)
     _validate_upstream(config)
+    if config.tenants_enabled and not (config.sasl_salt_secret or config.upstream_sasl_password):
+        raise ConfigError("sasl_salt_secret: not set, and there is no upstream_sasl_password to derive it from. "
+                          "Set it (TENANTRY_SASL_SALT_SECRET) to the same random value on every replica: without it, "
+                          "the salts invented for unknown users would change at each restart and tell them apart")
     _validate_numbers(config)
     _validate_operations(config)
     return config
@@ -290,3 +300,9 @@ def _validate_operations(config: ProxyConfig) -> None:
         raise ConfigError("probe_tenants: probes log in as a tenant's user, so they need a SASL listener")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+def salt_secret(config: ProxyConfig) -> bytes:
+    """The key of invented SCRAM salts: the configured secret, or one derived from the service password."""
+    source = config.sasl_salt_secret or config.upstream_sasl_password
+    return hmac.new(b"tenantry: invented SCRAM salts", source.encode(), hashlib.sha256).digest()

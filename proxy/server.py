@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import uuid
 from collections.abc import Awaitable
 
@@ -20,7 +19,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.schema import Versions
 from tenantry.proxy import monitor
 from tenantry.proxy.admin_http import AdminListener
-from tenantry.proxy.config import ProxyConfig, split_host_port
+from tenantry.proxy.config import ProxyConfig, salt_secret, split_host_port
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
@@ -50,7 +49,7 @@ class ProxyServer:
         self.memory = MemoryBudget(config.max_buffered_bytes)
         self.registry = registry or Registry()
         self.topic_ids = TopicIds()
-        self.secret = os.urandom(32)  # keys the fake SCRAM salts of unknown users
+        self.secret = salt_secret(config)  # keys the SCRAM salts invented for unknown users
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
         self.tls = server_context(config)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from scramp import ScramException, ScramMechanism
 
 from tenantry.tenants.credentials import (
-    SCRAM_ITERATIONS,
     SCRAM_MECHANISMS,
     PlainCredential,
     ScramCredential,
@@ -107,6 +106,17 @@ class SaslExchange:
         credential = found[1].credentials.get(self.mechanism) if found else None
         if isinstance(credential, ScramCredential):
             return credential.salt, credential.stored_key, credential.server_key, credential.iterations
-        # Unknown user: a salt that is stable per name, and keys no password matches.
-        digest = hmac.new(self._secret, f"{self.mechanism}:{username}".encode(), hashlib.sha512).digest()
-        return digest[:16], os.urandom(64), os.urandom(64), SCRAM_ITERATIONS
+        # Unknown user, or a mechanism the user lacks: a salt that is stable per name (keyed by a secret that
+        # is the same across restarts and replicas), as long as real ones, the same iterations, and keys no
+        # password matches. Nothing in the answer tells it from a real user's.
+        length, iterations = self.registry.scram_shape(self.mechanism)
+        salt = _invented_salt(self._secret, self.mechanism, username, length)
+        return salt, os.urandom(64), os.urandom(64), iterations
+
+
+def _invented_salt(secret: bytes, mechanism: str, username: str, length: int) -> bytes:
+    """`length` bytes that only the holder of `secret` can compute for this name (HMAC in counter mode)."""
+    out = b""
+    for counter in range(-(-length // 32)):
+        out += hmac.new(secret, f"{counter}:{mechanism}:{username}".encode(), hashlib.sha256).digest()
+    return out[:length]

@@ -19,6 +19,7 @@ from scramp import ScramMechanism
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
 SCRAM_ITERATIONS = 8192  # Kafka requires at least 4096
+DEFAULT_SALT_BYTES = 32  # what scramp gives a new credential
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 

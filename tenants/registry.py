@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenantry.tenants.credentials import (
+    DEFAULT_SALT_BYTES,
     MECHANISMS,
+    SCRAM_ITERATIONS,
     Credential,
     PlainCredential,
     ScramCredential,
@@ -68,6 +72,12 @@ class Registry:
                     raise RegistryError(f"user {user.name}: belongs to tenants {self._principals[user.name][0].id} "
                                         f"and {tenant.id}; a user belongs to exactly one tenant")
                 self._principals[user.name] = (tenant, user)
+        self._scram_shapes = _scram_shapes(self.tenants.values())
+
+    def scram_shape(self, mechanism: str) -> tuple[int, int]:
+        """(salt length, iterations) most real credentials of `mechanism` have: an invented credential for an
+        unknown user (or a mechanism a user lacks) must look the same."""
+        return self._scram_shapes.get(mechanism, (DEFAULT_SALT_BYTES, SCRAM_ITERATIONS))
 
     def with_users(self, extra: dict[str, User]) -> Registry:
         """A copy with more users (tenant id -> user) that the config file does not list."""
@@ -110,6 +120,16 @@ class Registry:
 
     def to_config(self) -> list[dict[str, Any]]:
         return [_tenant_to_dict(t) for t in self.tenants.values()]
+
+
+def _scram_shapes(tenants: Iterable[Tenant]) -> dict[str, tuple[int, int]]:
+    seen: dict[str, Counter[tuple[int, int]]] = {}
+    for tenant in tenants:
+        for user in tenant.users.values():
+            for mechanism, credential in user.credentials.items():
+                if isinstance(credential, ScramCredential):
+                    seen.setdefault(mechanism, Counter())[(len(credential.salt), credential.iterations)] += 1
+    return {mechanism: counts.most_common(1)[0][0] for mechanism, counts in seen.items()}
 
 
 def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant:

@@ -38,5 +38,13 @@ def test_a_transparent_proxy_is_chosen_with_plaintext():
 
 def test_tenants_with_a_sasl_listener_are_served(tmp_path):
     path = tmp_path / "tenantry.toml"
-    path.write_text('upstream = ["127.0.0.1:9"]\nlistener_security_protocol = "SASL_PLAINTEXT"\n' + TENANTS)
+    path.write_text('upstream = ["127.0.0.1:9"]\nlistener_security_protocol = "SASL_PLAINTEXT"\n'
+                    'sasl_salt_secret = "s3cret"\n' + TENANTS)
     assert load_config(path, {}, {}).tenants_enabled
+
+
+def test_tenants_without_a_salt_secret_or_a_service_password_refuse_to_start(tmp_path):
+    path = tmp_path / "tenantry.toml"
+    path.write_text('upstream = ["127.0.0.1:9"]\nlistener_security_protocol = "SASL_PLAINTEXT"\n' + TENANTS)
+    with pytest.raises(ConfigError, match="sasl_salt_secret: not set"):
+        load_config(path, {}, {})

@@ -71,3 +71,37 @@ def test_plain_failures(registry, token):
 def test_garbage_scram_tokens_fail_cleanly(registry):
     with pytest.raises(AuthenticationFailed):
         SaslExchange(registry, "SCRAM-SHA-512", SECRET).step(b"\xff\xfe not scram")
+
+
+def server_first(registry, mechanism: str, user: str, secret: bytes = SECRET) -> dict[str, str]:
+    """The salt and iterations the proxy answers a SCRAM client-first with, as the client sees them."""
+    exchange = SaslExchange(registry, mechanism, secret)
+    answer = exchange.step(f"n,,n={user},r=abcdefgh".encode()).decode()
+    return {part[0]: part[2:] for part in answer.split(",") if part[0] in "si"}
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_unknown_users_and_missing_mechanisms_get_salts_shaped_like_real_ones(registry, mechanism):
+    import base64
+
+    real = server_first(registry, mechanism, "alice")
+    unknown = server_first(registry, mechanism, "mallory")
+    lacking = server_first(registry, "SCRAM-SHA-256", "bob")  # bob has only SCRAM-SHA-512
+    for invented in (unknown, lacking):
+        assert len(base64.b64decode(invented["s"])) == len(base64.b64decode(real["s"])) == 32
+        assert invented["i"] == real["i"]
+
+
+def test_an_invented_salt_is_stable_for_the_same_secret_and_differs_by_name_and_secret(registry):
+    first = server_first(registry, "SCRAM-SHA-512", "mallory")
+    assert server_first(registry, "SCRAM-SHA-512", "mallory") == first  # a restart with the same secret
+    assert server_first(registry, "SCRAM-SHA-512", "trudy") != first
+    assert server_first(registry, "SCRAM-SHA-512", "mallory", b"x" * 32) != first
+
+
+def test_the_salt_secret_is_the_same_for_every_replica_with_the_same_config():
+    from tenantry.proxy.config import ProxyConfig, salt_secret
+
+    one = ProxyConfig(upstream=["h:1"], upstream_sasl_password="service-pw")
+    assert salt_secret(one) == salt_secret(ProxyConfig(upstream=["h:1"], upstream_sasl_password="service-pw"))
+    assert salt_secret(one) != salt_secret(ProxyConfig(upstream=["h:1"], sasl_salt_secret="own"))
