@@ -36,6 +36,7 @@ from tenantry.proxy.stages import (
     metering,
     quotas,
     rewriting,
+    topic_creation,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ TENANT_STAGES: tuple[Stage, ...] = (
     fetch_sessions.owned,  # a Fetch names only fetch sessions its tenant opened
     local_answers.controllers,
     broker.ready,  # the first request for a broker opens the proxy's connection to it
+    topic_creation.metadata,  # Metadata before v4 creates no topic the tenant may not create
     guard_rails.check,
     quotas.charge,
     rewriting.rewrite,

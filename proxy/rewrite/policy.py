@@ -55,6 +55,12 @@ TENANT_API_MAX: dict[int, int | None] = {
 }
 
 
+#: API -> lowest version offered to tenants, where it is above what the proxy and broker support.
+#: Metadata v0 reads an empty topic list as "every topic", so its requests cannot be narrowed to the
+#: topics that exist (see :mod:`tenantry.proxy.stages.topic_creation`).
+TENANT_API_MIN: dict[int, int] = {ApiKey.METADATA: 1}
+
+
 def tenant_table(table: dict[int, Versions]) -> dict[int, Versions]:
     """The part of a proxy/broker version table a tenant may use."""
     out = {}
@@ -62,7 +68,8 @@ def tenant_table(table: dict[int, Versions]) -> dict[int, Versions]:
         if key not in TENANT_API_MAX:
             continue
         cap = TENANT_API_MAX[key]
+        lo = max(versions.lo, TENANT_API_MIN.get(key, 0))
         hi = versions.hi if cap is None or versions.hi is None else min(cap, versions.hi)
-        if hi is None or versions.lo <= hi:
-            out[key] = Versions(versions.lo, hi)
+        if hi is None or lo <= hi:
+            out[key] = Versions(lo, hi)
     return out

@@ -22,7 +22,7 @@ from tenantry.protocol.headers import (
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.schema import Struct
 from tenantry.proxy.rewrite.hooks import Refusal
-from tenantry.proxy.rewrite.policy import TENANT_API_MAX
+from tenantry.proxy.rewrite.policy import tenant_table
 from tenantry.proxy.rewrite.rewriter import Addresses, Leak, Rewriter
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.naming import Namespace
@@ -38,14 +38,8 @@ def tenant_apis() -> dict[int, tuple[int, int]]:
     """Every API offered to tenants (beyond login), with the lowest and highest version it is offered at."""
     from tenantry.proxy.api_versions import PROXY_VERSIONS
 
-    out = {}
-    for key, cap in TENANT_API_MAX.items():
-        if key in (17, 18, 36) or key not in PROXY_VERSIONS:
-            continue
-        v = PROXY_VERSIONS[key]
-        hi = v.hi if cap is None else min(cap, v.hi or cap)
-        out[key] = (v.lo, hi or v.lo)
-    return out
+    return {key: (v.lo, v.hi if v.hi is not None else v.lo) for key, v in tenant_table(PROXY_VERSIONS).items()
+            if key not in (17, 18, 36)}
 
 
 def topic_ids() -> TopicIds:

@@ -53,3 +53,21 @@ def test_a_live_foreign_session_and_a_random_id_are_indistinguishable(tenant_pro
             answers.append((answer.error_code, answer.session_id, answer.responses, answer.throttle_time_ms))
         assert answers[0] == answers[1] == answers[2]
         assert answers[0][0] == ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_metadata_before_v4_creates_no_topic(tenant_proxy, kafka, version):
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    from tenantry.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+
+    from .conftest import unique
+
+    name = unique("implicit")
+    with login(tenant_proxy, "alicia") as sock:
+        answer = call(sock, MetadataRequest(topics=[MetadataRequestTopic(name=name)]), version, corr=3)
+    assert [(t.name, t.error_code) for t in answer.topics] == [(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+    time.sleep(2)  # a creation the broker had started would show by now
+    assert f"acme.{name}" not in AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
