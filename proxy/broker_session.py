@@ -4,11 +4,14 @@ the proxy logs in to the broker again (KIP-368), closed with the client. States:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from tenantry.proxy.connection_state import BrokerState, move
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
+
+log = logging.getLogger("tenantry.connection")
 
 
 class BrokerSession:
@@ -42,6 +45,11 @@ class BrokerSession:
         except UpstreamError as exc:
             self.state = move(self.state, BrokerState.LOST)
             self._on_failed(f"cannot reach the broker: {exc}")
+            return
+        except Exception:  # a bug must cost this connection, never leave it waiting or an exception unretrieved
+            log.exception("opening a broker connection failed")
+            self.state = move(self.state, BrokerState.LOST)
+            self._on_failed("internal error while opening the broker connection")
             return
         if self._client_closed():
             upstream.owner = None

@@ -283,6 +283,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         except (UpstreamError, ProtocolError) as exc:
             self.close(f"cannot check a response's topic ids: {exc}", ex.api_key)
             return
+        except Exception:  # a bug must cost this connection, never leave an exception unretrieved
+            self.log.exception("releasing a response to API %d failed", ex.api_key, extra={"api": api_name(ex.api_key)})
+            self.close("internal error", ex.api_key)
+            return
         if not self.closed:
             self._release(ex, chunks)
 

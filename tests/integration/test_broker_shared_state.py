@@ -71,3 +71,41 @@ def test_metadata_before_v4_creates_no_topic(tenant_proxy, kafka, version):
     assert [(t.name, t.error_code) for t in answer.topics] == [(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
     time.sleep(2)  # a creation the broker had started would show by now
     assert f"acme.{name}" not in AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
+
+
+def _sockets(pid: int) -> int:
+    import psutil
+
+    return len(psutil.Process(pid).net_connections(kind="tcp"))
+
+
+@pytest.mark.parametrize("attack", ["null subscription", "nine bytes"])
+def test_a_malformed_first_request_while_the_broker_connection_opens_leaves_nothing_open(tenant_proxy, attack):
+    import time
+
+    from tenantry.protocol.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
+
+    from .rawclient import closed_by_peer
+
+    null_topics = b"\x00\x01" + b"\xff\xff\xff\xff"  # consumer protocol v1 whose topic array is null
+    join = JoinGroupRequest(group_id="g", session_timeout_ms=10_000, member_id="", protocol_type="consumer",
+                            protocols=[JoinGroupRequestProtocol(name="range", metadata=null_topics)])
+    time.sleep(1)
+    baseline = _sockets(tenant_proxy.process.pid)
+    for _ in range(5):
+        sock = login(tenant_proxy, "alicia")  # no broker connection yet: it opens with the next request
+        if attack == "null subscription":
+            from tenantry.protocol import encode
+            from tenantry.protocol.headers import encode_request_header
+
+            body = encode_request_header(11, 9, 3, "x") + encode(join, 9)
+        else:
+            body = b"\x00\x03\x00\x0c\x00\x00\x00\x03\x00"  # Metadata v12, cut after 9 bytes
+        sock.sendall(len(body).to_bytes(4, "big") + body)
+        assert closed_by_peer(sock)
+        sock.close()
+    deadline = time.monotonic() + 20
+    while _sockets(tenant_proxy.process.pid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sockets(tenant_proxy.process.pid) <= baseline
+    assert "never retrieved" not in tenant_proxy.log_text()
