@@ -19,7 +19,8 @@ from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
-from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.memory import MemoryBudget, TenantBudget
+from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.stats import Stats
@@ -114,11 +115,12 @@ class FakeUpstream:
 
 
 class FakeServer:
-    def __init__(self, tenants: bool, registry: Registry | None = None) -> None:
+    def __init__(self, tenants: bool, registry: Registry | None = None, **settings: Any) -> None:
         """A proxy with tenants (SASL) or transparent; `registry` defaults to :func:`acme`."""
         self.config = ProxyConfig(upstream=["127.0.0.1:9092"], auth_failure_delay_ms=0,
-                                  listener_security_protocol="SASL_PLAINTEXT" if tenants else "PLAINTEXT")
+                                  listener_security_protocol="SASL_PLAINTEXT" if tenants else "PLAINTEXT", **settings)
         self.memory = MemoryBudget(1 << 20)
+        self.prelogin = PreLoginLimits(self.config)
         self.stats = Stats()
         self.connections: set[ClientConnection] = set()
         self.quotas = QuotaBook(self.config)
@@ -131,6 +133,9 @@ class FakeServer:
         self.broker_versions = None
         self.broker_open = asyncio.Event()  # the test says when the broker connection is up
         self.upstreams: list[FakeUpstream] = []
+
+    def memory_for(self, tenant_id: str) -> TenantBudget:
+        return TenantBudget(self.memory, 1 << 19)
 
     def login_registry(self) -> Any:
         return self.registry

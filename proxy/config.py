@@ -73,6 +73,21 @@ class ProxyConfig:
     max_buffered_bytes: int = field(default=256 * 1024 * 1024, metadata=_opt(
         "Memory all connections together may hold for large frames still arriving; past it, reading "
         "pauses (Kafka's queued.max.request.bytes)."))
+    max_buffered_bytes_per_tenant: int = field(default=0, metadata=_opt(
+        "The most of max_buffered_bytes one tenant's connections may hold together (0: half of it), so that "
+        "no tenant can make the others wait for memory."))
+    sasl_max_receive_bytes: int = field(default=512 * 1024, metadata=_opt(
+        "Largest frame accepted from a client that has not logged in (Kafka's sasl.server.max.receive.size)."))
+    max_buffered_bytes_before_login: int = field(default=16 * 1024 * 1024, metadata=_opt(
+        "Memory all connections that have not logged in may hold together for frames still arriving; it is "
+        "apart from max_buffered_bytes, so they can never make a logged-in tenant wait."))
+    max_unauthenticated_connections_per_ip: int = field(default=1000, metadata=_opt(
+        "Connections one IP address may hold open before logging in; more are closed at once (0: no limit)."))
+    unauthenticated_connections_per_ip_per_sec: float = field(default=0.0, metadata=_opt(
+        "New connections per second one IP address may open, as Kafka's per-IP limit of KIP-612; more are "
+        "closed at once (0: no limit)."))
+    login_timeout_ms: int = field(default=10_000, metadata=_opt(
+        "A client connection that has not logged in after this many ms is closed."))
     max_in_flight: int = field(default=1000, metadata=_opt(
         "Requests a client connection may have in flight before the proxy stops reading from it."))
     upstream_connect_timeout: float = field(default=10.0, metadata=_opt(
@@ -276,13 +291,15 @@ def _validate_upstream(config: ProxyConfig) -> None:
 
 def _validate_numbers(config: ProxyConfig) -> None:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight", "quota_max_delay_ms",
-                 "quota_tune_interval_ms"):
+                 "quota_tune_interval_ms", "sasl_max_receive_bytes", "max_buffered_bytes_before_login",
+                 "login_timeout_ms"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
     for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms",
                  "config_poll_seconds", "capacity_produce_bytes_per_sec", "capacity_fetch_bytes_per_sec",
                  "capacity_connections_per_sec", "quota_idle_seconds", "max_connection_age_seconds",
-                 "metrics_label_limit"):
+                 "metrics_label_limit", "max_buffered_bytes_per_tenant", "max_unauthenticated_connections_per_ip",
+                 "unauthenticated_connections_per_ip_per_sec"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
 

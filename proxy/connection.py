@@ -30,6 +30,7 @@ from tenantry.proxy.logs import ConnectionLog
 from tenantry.proxy.metrics import api_name
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Forward, Outcome, Suspend
 from tenantry.proxy.pipeline import RAW_SASL_STAGES, TENANT_STAGES, TRANSPARENT_STAGES, Stage, advance
+from tenantry.proxy.prelogin import PRE_LOGIN_SCRATCH, PreLoginTicket
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.rewriter import Leak
 from tenantry.proxy.stages.quotas import release
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tenantry.connection")
 WAITING = "a stage is waiting"  # the read gate's reason while an exchange is suspended
 MALFORMED = (ProtocolError, IndexError, ValueError)
+FULL_SCRATCH = 64 * 1024
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -53,7 +55,11 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.config = server.config
         self.node_id = node_id  # None: the bootstrap listener
         self.gate = ReadGate()
-        self.input = FrameInput(self.config.max_frame_bytes, server.memory, self.gate, self._on_frames)
+        tenants = self.config.tenants_enabled
+        self.input = (FrameInput(server.prelogin.max_frame, server.prelogin.memory, self.gate, self._on_frames,
+                                 PRE_LOGIN_SCRATCH) if tenants else
+                      FrameInput(self.config.max_frame_bytes, server.memory, self.gate, self._on_frames))
+        self._prelogin: PreLoginTicket | None = None
         self.inbox: deque[memoryview] = deque()  # frames read but not yet started through the pipeline
         self.outbox: deque[Exchange] = deque()
         self.transport: asyncio.Transport | None = None
@@ -61,7 +67,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.log_context: dict[str, str] = {}
         self.log = ConnectionLog(log, self.log_context)
         self.meter = TrafficMeter(server.stats)
-        tenants = self.config.tenants_enabled
         self.state = ClientState.AUTHENTICATING if tenants else ClientState.ACTIVE
         self.broker = BrokerSession(lambda: server.open_upstream(node_id, self),
                                     lambda: self.gate.unblock("connecting"), self.close, lambda: self.closed)
@@ -108,6 +113,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.context.auth is None:  # transparent: the client's versions are the broker's, so wait for it
             self.gate.block("connecting")
             self.broker.open()
+        else:
+            self._prelogin = PreLoginTicket(self.server.prelogin, peer[0] if peer else "?",
+                                            self.config.login_timeout_ms / 1000, self._login_timed_out)
+            if self._prelogin.refusal is not None:
+                self.meter.tenant.connections_refused["unauthenticated_per_ip"] += 1
+                self.close(self._prelogin.refusal)
+
+    def _login_timed_out(self) -> None:
+        if self.state is ClientState.AUTHENTICATING:
+            self.close("no login within login_timeout_ms")
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.input.get_buffer(sizehint)
@@ -130,6 +145,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.meter.closed(self._counted)
         if self._age_limit is not None:
             self._age_limit.cancel()
+        if self._prelogin is not None:
+            self._prelogin.release()
         self.broker.close()
         if self._waiting is not None:
             self._waiting.cancel()
@@ -237,6 +254,9 @@ class ClientConnection(asyncio.BufferedProtocol):
             return namespace.from_cluster(name) if name else None
         self.meter.logged_in(tenant.id, topic_name_of)
         self._counted = True
+        assert self._prelogin is not None
+        self._prelogin.release()  # from now on, the tenant's limits
+        self.input.admit_more(self.config.max_frame_bytes, self.server.memory_for(tenant.id), FULL_SCRATCH)
         self.log.info("%s logged in as %s of tenant %s (%s)", self.peer, user, tenant.id, mechanism)
 
     # -- the broker connection --------------------------------------------------------------------------

@@ -38,3 +38,37 @@ class MemoryBudget:
     def forget(self, wake: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(wake)
+
+
+class TenantBudget:
+    """One tenant's part of the proxy-wide budget: it may hold at most `cap` bytes of it at once.
+
+    Like the proxy-wide budget, one frame may always proceed when the tenant holds nothing, so a frame
+    larger than the cap (but within max_frame_bytes) can still be received.
+    """
+
+    def __init__(self, parent: MemoryBudget, cap: int) -> None:
+        self.parent = parent
+        self.cap = cap
+        self.used = 0
+
+    def allocate(self, size: int) -> bytearray | None:
+        if self.used and self.used + size > self.cap:
+            return None
+        buffer = self.parent.allocate(size)
+        if buffer is not None:
+            self.used += size
+        return buffer
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        self.parent.release(size)  # wakes the waiters, the tenant's own among them
+
+    def wait(self, wake: Callable[[], None]) -> None:
+        self.parent.wait(wake)
+
+    def forget(self, wake: Callable[[], None]) -> None:
+        self.parent.forget(wake)
+
+
+Budget = MemoryBudget | TenantBudget

@@ -35,7 +35,7 @@ VERSION = "0.1.0"
 # series that appears only with its first event misses that event, and an absent series looks like
 # a broken exporter on a dashboard.
 QUOTAS = ("produce", "fetch", "requests", "connections", "topic_mutations")
-REFUSALS = ("max_connections", "connections_per_sec", "capacity_connections_per_sec")
+REFUSALS = ("max_connections", "connections_per_sec", "capacity_connections_per_sec", "unauthenticated_per_ip")
 UPSTREAM_ERRORS = ("connect", "lost", "failed")
 RELOADS = ("ok", "refused")
 

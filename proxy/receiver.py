@@ -7,18 +7,37 @@ from collections.abc import Callable
 
 from tenantry.protocol import FrameReader
 from tenantry.proxy.flow import ReadGate
-from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.memory import Budget
 
 
 class FrameInput:
     """Feeds received bytes to a FrameReader and pauses reading while a big frame waits for memory."""
 
-    def __init__(self, max_frame: int, budget: MemoryBudget, gate: ReadGate,
-                 on_frames: Callable[[list[memoryview]], None]) -> None:
-        self.reader = FrameReader(max_frame, allocate=budget.allocate, release=budget.release)
+    def __init__(self, max_frame: int, budget: Budget, gate: ReadGate,
+                 on_frames: Callable[[list[memoryview]], None], scratch_size: int = 64 * 1024) -> None:
+        self.reader = FrameReader(max_frame, scratch_size, allocate=self._allocate, release=self._release)
         self._budget = budget
+        self._holder = budget  # the budget that gave the big frame being received its buffer
         self._gate = gate
         self._on_frames = on_frames
+
+    def admit_more(self, max_frame: int, budget: Budget, scratch_size: int) -> None:
+        """From now on, take frames up to `max_frame` and big frames' buffers from `budget` (after a login).
+
+        A big frame already being received keeps the buffer it has, and gives it back where it came from.
+        """
+        self.reader.max_frame, self.reader.scratch_size = max_frame, scratch_size
+        self._budget.forget(self._schedule_retry)
+        self._budget = budget
+
+    def _allocate(self, size: int) -> bytearray | None:
+        buffer = self._budget.allocate(size)
+        if buffer is not None:
+            self._holder = self._budget
+        return buffer
+
+    def _release(self, size: int) -> None:
+        self._holder.release(size)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.reader.get_buffer(sizehint)
@@ -46,4 +65,5 @@ class FrameInput:
 
     def close(self) -> None:
         self._budget.forget(self._schedule_retry)
+        self._holder.forget(self._schedule_retry)
         self.reader.close()

@@ -24,8 +24,9 @@ from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
-from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.memory import MemoryBudget, TenantBudget
 from tenantry.proxy.monitor import UsageWindow
+from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
@@ -47,6 +48,8 @@ class ProxyServer:
         self._bootstrap_cycle = itertools.cycle(config.upstream_addresses())
         self._stopping = False
         self.memory = MemoryBudget(config.max_buffered_bytes)
+        self._tenant_memory: dict[str, TenantBudget] = {}
+        self.prelogin = PreLoginLimits(config)
         self.registry = registry or Registry()
         self.topic_ids = TopicIds()
         self.secret = salt_secret(config)  # keys the SCRAM salts invented for unknown users
@@ -80,6 +83,14 @@ class ProxyServer:
         if self.config.metrics_listen:
             self.admin = AdminListener(self)
             await self.admin.start(*split_host_port(self.config.metrics_listen, "metrics_listen"))
+
+    def memory_for(self, tenant_id: str) -> TenantBudget:
+        """A tenant's part of the large-frame budget (max_buffered_bytes_per_tenant)."""
+        budget = self._tenant_memory.get(tenant_id)
+        if budget is None:
+            cap = self.config.max_buffered_bytes_per_tenant or self.config.max_buffered_bytes // 2
+            budget = self._tenant_memory[tenant_id] = TenantBudget(self.memory, cap)
+        return budget
 
     def login_registry(self) -> Registry:
         """The users clients may log in as: the config's, plus the end-to-end probe's own."""

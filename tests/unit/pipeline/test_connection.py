@@ -131,3 +131,37 @@ async def test_a_broker_reauthentication_during_a_guard_rail_check_loses_no_requ
     upstream.answer(upstream.forwarded[0], CreateTopicsResponse())
     upstream.answer(upstream.forwarded[1], MetadataResponse())
     assert transport.correlation_ids() == [2, 3, 4, 5, 6]
+
+
+async def test_a_connection_that_does_not_log_in_in_time_is_closed():
+    server = FakeServer(tenants=True, login_timeout_ms=50)
+    conn, transport = connect(server)
+    await asyncio.sleep(0.2)
+    assert transport.closing
+    conn.connection_lost(None)  # as the event loop reports the close
+    assert not server.prelogin.by_ip
+
+
+async def test_before_login_frames_are_capped_at_the_sasl_size_and_after_login_at_the_general_one():
+    server = FakeServer(tenants=True, sasl_max_receive_bytes=1000)
+    conn, transport = connect(server)
+    send(conn, INT32.pack(1001))
+    assert transport.closing
+    conn, transport = connect(server)
+    send(conn, LOGIN)
+    await settle()
+    send(conn, INT32.pack(1001) + b"\x00\x03")  # a large request, arriving slowly
+    assert not transport.closing
+
+
+async def test_each_ip_holds_a_limited_number_of_connections_before_login():
+    server = FakeServer(tenants=True, max_unauthenticated_connections_per_ip=2)
+    first, _ = connect(server)
+    connect(server)
+    _, third_transport = connect(server)
+    assert third_transport.closing
+    assert server.stats.tenant("").connections_refused["unauthenticated_per_ip"] == 1
+    send(first, LOGIN)  # a login frees its place
+    await settle()
+    _, fourth = connect(server)
+    assert not fourth.closing
