@@ -158,8 +158,10 @@ def test_broker_configs_are_not_for_tenants(tenant_proxy):
 
 
 @pytest.mark.parametrize(("api_key", "name"), [(29, "DescribeAcls"), (30, "CreateAcls"), (48, "DescribeClientQuotas"),
+                                               (49, "AlterClientQuotas"), (38, "CreateDelegationToken"),
                                                (50, "DescribeUserScramCredentials"), (55, "DescribeQuorum"),
-                                               (57, "UpdateFeatures")])
+                                               (57, "UpdateFeatures"), (71, "GetTelemetrySubscriptions"),
+                                               (72, "PushTelemetry")])
 def test_cluster_admin_apis_are_absent_and_refused(tenant_proxy, api_key, name):
     with login(tenant_proxy, "alicia") as sock:
         offered = {a.api_key for a in call(sock, ApiVersionsRequest(), 3, corr=3).api_keys}
