@@ -20,6 +20,7 @@ from tenantry.protocol import decode, encode, scan, splice
 from tenantry.protocol.codec import decode_from
 from tenantry.protocol.headers import RequestHeader
 from tenantry.protocol.messages import REQUESTS, RESPONSES
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT16
 from tenantry.protocol.scanner import Chunk, Ref, carries_entity
 from tenantry.protocol.schema import ZERO_UUID, Message, Struct
@@ -57,6 +58,7 @@ class RequestContext:
     ids_looked_up: bool = False
     listing: bool = False  # the request asked for "everything": filter the response
     protocol_type: str | None = None  # a classic group's protocol type ("consumer" bytes are rewritten)
+    regex: tuple[str, str] | None = None  # a KIP-848 regex as the broker got it, and as the tenant wrote it
 
 
 @dataclass
@@ -113,10 +115,13 @@ class Rewriter:
 
     def _header(self, frame: memoryview, header: RequestHeader) -> bytes:
         # The broker sees the tenant in the client id, so its logs and client-id quotas can attribute
-        # traffic. Tagged header fields after the client id are kept as they were.
+        # traffic. Tagged header fields after the client id are kept as they were. JoinGroup is the
+        # exception: the broker makes a classic member id from its client id ("<client id>-<uuid>"),
+        # and the tenant sees member ids, so they must not carry the prefix.
         n = INT16.unpack_from(frame, 8)[0]
         after_client_id = 10 + max(n, 0)
-        client_id = f"{self.ns.prefix if self.ns else ''}{header.client_id or ''}".encode()
+        prefix = self.ns.prefix if self.ns is not None and header.api_key != ApiKey.JOIN_GROUP else ""
+        client_id = f"{prefix}{header.client_id or ''}".encode()
         return (bytes(frame[:8]) + INT16.pack(len(client_id)) + client_id
                 + bytes(frame[after_client_id:header.body_offset]))
 

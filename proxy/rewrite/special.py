@@ -241,10 +241,20 @@ def consumer_heartbeat_request(rw: Rewriter, m: ConsumerGroupHeartbeatRequest, v
                                ctx: RequestContext) -> None:
     if m.subscribed_topic_regex:
         try:
-            m.subscribed_topic_regex = confine(m.subscribed_topic_regex, rw.prefix)
+            confined = confine(m.subscribed_topic_regex, rw.prefix)
         except InvalidRegex as exc:
             raise Refusal(ConsumerGroupHeartbeatResponse(error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
                                                          error_message=str(exc))) from None
+        ctx.regex = (confined, m.subscribed_topic_regex)
+        m.subscribed_topic_regex = confined
+
+
+@on_response(ApiKey.CONSUMER_GROUP_HEARTBEAT)
+def consumer_heartbeat_response(rw: Rewriter, m: ConsumerGroupHeartbeatResponse, version: int,
+                                ctx: RequestContext) -> None:
+    # The broker's message may quote the regex it got, which carries the tenant's (escaped) prefix.
+    if ctx.regex is not None and m.error_message:
+        m.error_message = m.error_message.replace(*ctx.regex)
 
 
 @on_response(ApiKey.CONSUMER_GROUP_DESCRIBE)

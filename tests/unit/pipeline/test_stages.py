@@ -244,3 +244,32 @@ async def test_a_response_naming_another_tenants_topic_raises_leak():
     rewriting.rewrite(ex, ctx)
     with pytest.raises(Leak):
         respond(ex, ctx, ProduceResponse(responses=[TopicProduceResponse(name="globex.orders")]))
+
+
+async def test_a_kip848_regex_error_quotes_the_tenants_own_regex():
+    from tenantry.protocol.messages.consumer_group_heartbeat_request import ConsumerGroupHeartbeatRequest
+    from tenantry.protocol.messages.consumer_group_heartbeat_response import ConsumerGroupHeartbeatResponse
+
+    ctx = FakeContext(registry())
+    await log_in(ctx)
+    ex = exchange(ConsumerGroupHeartbeatRequest(group_id="g", member_id="m", subscribed_topic_regex="orders(?=-eu)"), 1)
+    admission.offered(ex, ctx)
+    rewriting.rewrite(ex, ctx)
+    confined = ex.rewrite.regex[0]
+    assert "acme" in confined
+    respond(ex, ctx, ConsumerGroupHeartbeatResponse(
+        error_code=ErrorCode.INVALID_REGULAR_EXPRESSION, error_message=f"Invalid regular expression {confined}: x"))
+    message = decode(ConsumerGroupHeartbeatResponse, body_of(ex), 1).error_message
+    assert message == "Invalid regular expression orders(?=-eu): x"  # RE2 has no lookahead
+
+
+async def test_classic_member_ids_are_built_from_the_tenants_own_client_id():
+    ctx = FakeContext(registry())
+    await log_in(ctx)
+    ex = exchange(JoinGroupRequest(group_id="g", protocol_type="consumer"), 9, client_id="my-app")
+    admission.offered(ex, ctx)
+    rewriting.rewrite(ex, ctx)
+    sent = memoryview(b"".join(bytes(p) for p in ex.parts))
+    from tenantry.protocol.headers import parse_request_header
+
+    assert parse_request_header(sent).client_id == "my-app"  # the broker's member id will be "my-app-<uuid>"
