@@ -6,6 +6,7 @@ ApiVersions responses always use response header v0, so old clients can read a n
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from tenantry.protocol.errors import DecodeError, UnknownApi
@@ -66,7 +67,7 @@ def parse_request_header(frame: memoryview) -> RequestHeader:
             pos += n
         if is_flexible(api_key, api_version):
             pos = skip_tagged_fields(frame, pos)
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, struct.error) as exc:
         raise DecodeError(f"malformed request header: {exc}") from None
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tenantry.connection")
 WAITING = "a stage is waiting"  # the read gate's reason while an exchange is suspended
-MALFORMED = (ProtocolError, IndexError, ValueError)
+MALFORMED = (ProtocolError, IndexError, ValueError, struct.error)
 FULL_SCRATCH = 64 * 1024
 
 

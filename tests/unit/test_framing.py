@@ -91,3 +91,15 @@ def test_random_bytes_either_frame_or_raise_frame_too_large(data):
     except FrameTooLarge:
         return
     assert sum(len(f) + 4 for f in frames) + reader.buffered == len(data)
+
+
+def test_a_request_of_just_the_fixed_header_fields_is_a_decode_error():
+    # Found by make fuzz: 8 bytes (key, version, correlation id) and no client id length raised struct.error,
+    # which no caller expected, and the transport died with a traceback.
+    import pytest
+
+    from tenantry.protocol import DecodeError
+    from tenantry.protocol.headers import parse_request_header
+
+    with pytest.raises(DecodeError):
+        parse_request_header(memoryview(b"\x00\x03\x00\x0c\x00\x00\x00\x01"))
