@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KAFKA_VERSION ?= 4.3.1
 PYTEST_ARGS ?=
 
-.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick microbench deps system-deps kafka-jars clean
+.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick microbench fuzz deps system-deps kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-quick: deps
 ## Hot-path microbenchmarks, in-process (no broker): the framer, scanner, splice and one request's round trip.
 microbench: $(STAMP)
 	$(BIN)/python -m benchmarks.micro
+
+## Mutated frames of every tenant API, before and after login, against a real broker (200,000 by default).
+fuzz: deps
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
