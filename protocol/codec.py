@@ -88,10 +88,14 @@ def field_reader(f: Field, version: int, flexible: bool) -> Reader:
         element: Reader = struct_reader(f.struct, version, flexible)
     else:
         element = reader_for(f.type, compact)
+        if not f.array and not nullable and f.type in ("string", "bytes"):
+            element = _required(element, f, version)
     if f.array:
         def read_array(buf: memoryview, pos: int) -> tuple[Any, int]:
             n, pos = read_array_length(buf, pos, compact)
             if n < 0:
+                if not nullable:  # as Kafka refuses it: no handler has to expect None where the schema says never
+                    raise DecodeError(f"{f.name} is null, which it may not be in version {version}")
                 return None, pos
             if n > len(buf) - pos:  # every element takes at least one byte: refuse absurd counts early
                 raise DecodeError(f"array of {n} elements in {len(buf) - pos} bytes")
@@ -109,6 +113,15 @@ def field_reader(f: Field, version: int, flexible: bool) -> Reader:
             return element(buf, pos + 1)
         return read_nullable_struct
     return element
+
+
+def _required(read: Reader, f: Field, version: int) -> Reader:
+    def read_required(buf: memoryview, pos: int) -> tuple[Any, int]:
+        value, pos = read(buf, pos)
+        if value is None:
+            raise DecodeError(f"{f.name} is null, which it may not be in version {version}")
+        return value, pos
+    return read_required
 
 
 def struct_writer(cls: type[Struct], version: int, flexible: bool) -> ValueWriter:

@@ -191,6 +191,11 @@ class ClientConnection(asyncio.BufferedProtocol):
         except MALFORMED as exc:
             self.close(f"malformed request: {exc}", ex.api_key)
             return
+        except Exception:  # a bug must cost this connection, never the event loop's callback
+            self.log.exception("API %d v%d failed in the proxy", ex.api_key, ex.api_version,
+                               extra={"api": api_name(ex.api_key)})
+            self.close("internal error", ex.api_key)
+            return
         self._act(ex, stages, index, outcome)
 
     def _act(self, ex: Exchange, stages: tuple[Stage, ...], index: int, outcome: Outcome) -> None:

@@ -70,4 +70,7 @@ def run_against_real_broker(frames: int, seed: int, concurrency: int) -> int:
           f"RSS {rss / 2**20:.0f} -> {rss_after / 2**20:.0f} MB")
     for problem, found in problems.items():
         print(f"  {'FAIL' if found else 'ok  '} {problem}")
+    if "Traceback" in log:
+        at = log.index("Traceback")
+        print("first traceback:\n" + log[max(0, log.rfind("\n", 0, at - 300)):at + 2500])
     return 1 if any(problems.values()) else 0

@@ -85,3 +85,18 @@ def test_scanner_finds_exactly_the_entity_fields_decode_sees(cls, version, data)
     assert [r.value for r in refs] == entity_values(message, version, flexible)
     # Splicing every field back in with its own value reproduces the message exactly.
     assert b"".join(splice(wire, [(r, r.value) for r in refs])) == bytes(wire)
+
+
+def test_null_in_a_field_that_is_never_null_is_a_decode_error():
+    # Found by make fuzz: a null resources array in IncrementalAlterConfigs decoded to None and the rewrite
+    # hook failed on it. Kafka refuses such a request ("non-nullable field was serialized as null").
+    import pytest
+
+    from tenantry.protocol import DecodeError, decode
+    from tenantry.protocol.messages.incremental_alter_configs_request import IncrementalAlterConfigsRequest
+    from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+
+    with pytest.raises(DecodeError, match="resources is null"):
+        decode(IncrementalAlterConfigsRequest, b"\xff\xff\xff\xff\x00", 0)  # resources: null; validate_only
+    with pytest.raises(DecodeError, match="mechanism is null"):
+        decode(SaslHandshakeRequest, b"\xff\xff", 1)
