@@ -5,10 +5,11 @@
 Every API a tenant may use is sampled at its lowest and highest version (the golden tests' samples),
 encoded, and mutated: bits flipped, bytes set to edge values, lengths and counts overwritten, frames cut
 short or extended, API keys and versions swapped. Half of the connections log in first; the others send
-their frames before any login. Each connection pipelines its frames and reads until the proxy answers
-or closes. At the end the proxy must still be up, its log must hold no traceback and no unretrieved task
-exception, and once every client has gone its open descriptors and `tenantry_connections_active` must
-be back to where they started. RSS is reported. A small fixed sample runs in `make test`.
+their frames before any login. A connection sends a frame once the previous one was answered, and is
+replaced by a new one when the proxy closes it, so every frame is read by the proxy. At the end the
+proxy must still be up, its log must hold no traceback and no unretrieved task exception, and once
+every client has gone its open descriptors and `tenantry_connections_active` must be back to where
+they started. RSS is reported. A small fixed sample runs in `make test`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import random
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from scramp import ScramClient
@@ -77,6 +79,7 @@ class Tally:
     connections: int = 0
     logged_in: int = 0
     closed_by_proxy: int = 0
+    answered: int = 0  # mutated frames the proxy answered (the rest closed their connection, or wait)
     errors: list[str] = field(default_factory=list)
 
 
@@ -101,7 +104,13 @@ async def _login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, use
             client.set_server_first(bytes(response.auth_bytes).decode())
 
 
-async def _connection(address: str, frames: list[bytes], login: tuple[str, str] | None, tally: Tally) -> None:
+async def _session(address: str, frames: Iterator[bytes], login: tuple[str, str] | None, tally: Tally) -> bool:
+    """One connection: send frames one by one, each after the previous was answered; False once none are left.
+
+    A frame the proxy neither answers nor closes on within half a second (a Fetch told to wait, a request
+    the broker holds) ends the connection too: the next frame goes on a new one, so every frame counted
+    was read by the proxy.
+    """
     host, port = address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     tally.connections += 1
@@ -109,35 +118,39 @@ async def _connection(address: str, frames: list[bytes], login: tuple[str, str] 
         if login is not None:
             await _login(reader, writer, *login)
             tally.logged_in += 1
-        writer.write(b"".join(SIZE.pack(len(f)) + f for f in frames))
-        tally.frames += len(frames)
-        try:
-            async with asyncio.timeout(2):
-                while await reader.read(65536):
-                    pass
+        for frame in frames:
+            writer.write(SIZE.pack(len(frame)) + frame)
+            tally.frames += 1
+            try:
+                async with asyncio.timeout(0.5):
+                    size = SIZE.unpack(await reader.readexactly(4))[0]
+                    await reader.readexactly(size)
+                tally.answered += 1
+            except TimeoutError:
+                return True
+            except (ConnectionError, asyncio.IncompleteReadError):
                 tally.closed_by_proxy += 1
-        except TimeoutError:
-            pass  # still open: the proxy answered what it could and waits for more, as a broker would
-    except (ConnectionError, asyncio.IncompleteReadError):
-        tally.closed_by_proxy += 1
+                return True
+        return False
     finally:
         writer.close()
 
 
-async def fuzz(address: str, total: int, seed: int, login: tuple[str, str], concurrency: int = 8,
-               per_connection: int = 20) -> Tally:
-    """Send `total` mutated frames, `per_connection` pipelined on each connection, half of them logged in."""
+async def fuzz(address: str, total: int, seed: int, login: tuple[str, str], concurrency: int = 8) -> Tally:
+    """Send `total` mutated frames over as many connections as it takes, half of them logged in."""
     rng, base, tally = random.Random(seed), seeds(), Tally()
-    semaphore = asyncio.Semaphore(concurrency)
+    frames = (mutate(rng, rng.choice(base)) for _ in range(total))
 
-    async def one(n: int) -> None:
-        frames = [mutate(rng, rng.choice(base)) for _ in range(per_connection)]
-        async with semaphore:
+    async def worker(n: int) -> None:
+        more = True
+        while more:
+            n += 1
             try:
-                await _connection(address, frames, login if n % 2 else None, tally)
-            except Exception as exc:  # the client's own failure (a refused login): counted, not fatal
-                tally.errors.append(repr(exc))
-    await asyncio.gather(*(one(n) for n in range(-(-total // per_connection))))
+                more = await _session(address, frames, login if n % 2 else None, tally)
+            except (ConnectionError, asyncio.IncompleteReadError, RuntimeError) as exc:
+                tally.errors.append(repr(exc))  # the client's own failure (a refused login): counted
+                more = True
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
     return tally
 
 

@@ -65,7 +65,8 @@ def run_against_real_broker(frames: int, seed: int, concurrency: int) -> int:
         }
     print(f"fuzz: {tally.frames} mutated frames on {tally.connections} connections ({tally.logged_in} logged in) "
           f"in {took:.0f} s, seed {seed}")
-    print(f"  closed by the proxy: {tally.closed_by_proxy}; client-side errors: {len(tally.errors)}")
+    print(f"  responses: {tally.answered}; connections closed by the proxy: {tally.closed_by_proxy}; "
+          f"client-side errors: {len(tally.errors)}")
     print(f"  descriptors {fds} -> {fds_after}, tenantry_connections_active {active:g} -> {active_after:g}, "
           f"RSS {rss / 2**20:.0f} -> {rss_after / 2**20:.0f} MB")
     for problem, found in problems.items():
