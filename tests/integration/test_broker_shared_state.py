@@ -109,3 +109,41 @@ def test_a_malformed_first_request_while_the_broker_connection_opens_leaves_noth
         time.sleep(0.2)
     assert _sockets(tenant_proxy.process.pid) <= baseline
     assert "never retrieved" not in tenant_proxy.log_text()
+
+
+def test_another_tenants_producer_id_touches_only_the_users_own_partitions(tenant_proxy, victim):  # noqa: F811
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    from tenantry.protocol.messages.init_producer_id_request import InitProducerIdRequest
+    from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+    from .conftest import client_config, unique
+    from .test_tenant_isolation import create
+
+    def batch(producer_id: int, epoch: int, sequence: int) -> bytes:
+        builder = DefaultRecordBatchBuilder(2, 0, False, producer_id, epoch, sequence, 1 << 20)
+        builder.append(0, timestamp=None, key=None, value=b"v", headers=[])
+        return bytes(builder.build())
+
+    def produce(sock, topic: str, records: bytes, corr: int) -> int:
+        request = ProduceRequest(acks=-1, timeout_ms=10_000, topic_data=[TopicProduceData(
+            name=topic, partition_data=[PartitionProduceData(index=0, records=records)])])
+        return call(sock, request, 9, corr=corr).responses[0].partition_responses[0].error_code
+
+    own_topic = unique("mine")
+    create(client_config(tenant_proxy, "alicia"), own_topic)
+    with login(tenant_proxy, "bea") as globex, login(tenant_proxy, "alicia") as acme:
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:  # a new broker answers COORDINATOR_LOAD_IN_PROGRESS for a while; clients retry
+            pid = call(globex, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000), 4, corr=3)
+            if pid.error_code == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert pid.error_code == 0
+        assert produce(globex, victim["topic"], batch(pid.producer_id, pid.producer_epoch, 0), 4) == 0
+        # acme writes with globex's producer id and epoch, continuing its sequence, to acme's own topic
+        produce(acme, own_topic, batch(pid.producer_id, pid.producer_epoch, 1), 3)
+        # globex's next sequence on its own partition is unaffected
+        assert produce(globex, victim["topic"], batch(pid.producer_id, pid.producer_epoch, 1), 5) == 0
