@@ -140,7 +140,7 @@ class FakeServer:
     def login_registry(self) -> Any:
         return self.registry
 
-    async def open_upstream(self, node_id: int | None, owner: Any) -> FakeUpstream:
+    async def open_upstream(self, node_id: int | None, owner: Any, tenant_id: str | None = None) -> FakeUpstream:
         await self.broker_open.wait()
         upstream = FakeUpstream()
         upstream.owner = owner

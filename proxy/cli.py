@@ -106,6 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
     from tenantry.proxy.logs import configure
 
     configure(config.log_level, config.log_format)
+    from tenantry.proxy import test_switches
+
+    if test_switches.SKIP_OWNERSHIP_CHECKS:
+        log.warning("TENANTRY_TEST_ONLY_SKIP_OWNERSHIP_CHECKS is set: the proxy does not check topic ids or fetch "
+                    "sessions for ownership. This is for tests of the brokers' own ACLs, never for production")
     if not config.tenants_enabled:
         log.warning("transparent proxy (listener_security_protocol = PLAINTEXT): no tenants and no logins, "
                     "every client sees the whole cluster; for trusted networks only")

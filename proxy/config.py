@@ -64,6 +64,10 @@ class ProxyConfig:
     upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
         "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with upstream_security_protocol=SASL_PLAINTEXT."))
     upstream_sasl_username: str = field(default="", metadata=_opt("The proxy's service user on the brokers."))
+    upstream_identity: str = field(default="auto", metadata=_opt(
+        "Who the proxy is on the brokers for a tenant's connections: service (its service user), tenant (a "
+        "broker user per tenant, with PREFIXED ACLs the service user provisions: the broker then refuses "
+        "cross-tenant access by itself), or auto (tenant when the brokers have an authorizer)."))
     upstream_sasl_password: str = field(default="", repr=False, metadata=_opt(
         "The service user's password; prefer TENANTRY_UPSTREAM_SASL_PASSWORD or the _file field.", secret=True))
     upstream_sasl_password_file: str = field(default="", metadata=_opt(
@@ -240,6 +244,7 @@ def validate(config: ProxyConfig) -> ProxyConfig:
     config.upstream_addresses()
     _validate_listener(config)
     _validate_upstream(config)
+    _validate_identity(config)
     if config.tenants_enabled and not (config.sasl_salt_secret or config.upstream_sasl_password):
         raise ConfigError("sasl_salt_secret: not set, and there is no upstream_sasl_password to derive it from. "
                           "Set it (TENANTRY_SASL_SALT_SECRET) to the same random value on every replica: without it, "
@@ -287,6 +292,15 @@ def _validate_upstream(config: ProxyConfig) -> None:
         if not config.upstream_sasl_username or not config.upstream_sasl_password:
             raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
                               "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
+
+
+def _validate_identity(config: ProxyConfig) -> None:
+    if config.upstream_identity not in ("auto", "service", "tenant"):
+        raise ConfigError(f"upstream_identity: {config.upstream_identity!r} is not auto, service or tenant")
+    if config.upstream_identity == "tenant" and not (
+            config.tenants_enabled and config.upstream_security_protocol == "SASL_PLAINTEXT"):
+        raise ConfigError("upstream_identity: tenant needs tenants (a SASL listener) and a SASL upstream, whose "
+                          "service user provisions the tenants' broker users")
 
 
 def _validate_numbers(config: ProxyConfig) -> None:

