@@ -48,6 +48,14 @@ class BrokerState:
         return f"127.0.0.1:{self.sasl_port}"
 
 
+#: KRaft's StandardAuthorizer, with the proxy's service user (and the PLAINTEXT listener's ANONYMOUS, the
+#: controller's and the tests' own) as super users: the proxy then logs tenants in as their own broker users.
+AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": f"User:ANONYMOUS;User:{SERVICE_USER}",
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

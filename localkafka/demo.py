@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, KafkaBroker, api_versions_answers
+from tenantry.localkafka.broker import AUTHORIZER, SERVICE_PASSWORD, SERVICE_USER, KafkaBroker, api_versions_answers
 from tenantry.localkafka.processes import stop_process
 
 LISTEN = os.environ.get("TENANTRY_DEMO_LISTEN", "127.0.0.1:19092")
@@ -53,7 +53,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     chosen = os.environ.get("TENANTRY_DEMO_DIR")
     workdir = Path(chosen or tempfile.mkdtemp(prefix="tenantry-demo-"))
-    broker = KafkaBroker(workdir / "kafka")
+    broker = KafkaBroker(workdir / "kafka", extra_properties=AUTHORIZER)  # tenants reach it as their own users
     proxy: subprocess.Popen[bytes] | None = None
     try:
         print(f"Starting a local Kafka broker in {workdir} ...", flush=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tenantry.localkafka import KafkaBroker
-from tenantry.localkafka.broker import SERVICE_USER
+from tenantry.localkafka.broker import AUTHORIZER
 from tenantry.protocol.messages.describe_acls_request import DescribeAclsRequest
 from tenantry.protocol.messages.describe_user_scram_credentials_request import DescribeUserScramCredentialsRequest
 from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
@@ -41,10 +41,7 @@ TOPIC_AUTHORIZATION_FAILED = 29
 
 @pytest.fixture(scope="module")
 def acl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    broker = KafkaBroker(tmp_path_factory.mktemp("acl-kafka"), version=KAFKA_VERSION, extra_properties={
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        # the proxy's service user provisions; ANONYMOUS is the controller's and the tests' PLAINTEXT listener
-        "super.users": f"User:ANONYMOUS;User:{SERVICE_USER}"})
+    broker = KafkaBroker(tmp_path_factory.mktemp("acl-kafka"), version=KAFKA_VERSION, extra_properties=AUTHORIZER)
     broker.start()
     try:
         yield broker
