@@ -188,15 +188,19 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _run(self, ex: Exchange, stages: tuple[Stage, ...], start: int) -> None:
         try:
             outcome, index = advance(ex, self.context, stages, start)
-        except MALFORMED as exc:
-            self.close(f"malformed request: {exc}", ex.api_key)
-            return
-        except Exception:  # a bug must cost this connection, never the event loop's callback
-            self.log.exception("API %d v%d failed in the proxy", ex.api_key, ex.api_version,
-                               extra={"api": api_name(ex.api_key)})
-            self.close("internal error", ex.api_key)
+        except Exception as exc:
+            self._failed(ex, exc)
             return
         self._act(ex, stages, index, outcome)
+
+    def _failed(self, ex: Exchange, error: BaseException) -> None:
+        """Close for a malformed request; for anything else (a bug), log it too. Never an error left unhandled."""
+        if isinstance(error, MALFORMED):
+            self.close(f"malformed request: {error}", ex.api_key)
+            return
+        self.log.error("API %d v%d failed in the proxy", ex.api_key, ex.api_version, exc_info=error,
+                       extra={"api": api_name(ex.api_key)})
+        self.close("internal error", ex.api_key)
 
     def _act(self, ex: Exchange, stages: tuple[Stage, ...], index: int, outcome: Outcome) -> None:
         if isinstance(outcome, Forward):
@@ -226,12 +230,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         error = None if task.cancelled() else task.exception()  # always retrieved: no "never retrieved" logs
         if self.closed or task.cancelled():
             return
-        if isinstance(error, MALFORMED):
-            self.close(f"malformed request: {error}", ex.api_key)
-        elif error is not None:
-            self.log.error("API %d v%d failed in the proxy", ex.api_key, ex.api_version, exc_info=error,
-                           extra={"api": api_name(ex.api_key)})
-            self.close("internal error", ex.api_key)
+        if error is not None:
+            self._failed(ex, error)
         elif (outcome := task.result()) is None:
             self._run(ex, stages, index + 1)
         else:

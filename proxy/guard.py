@@ -52,7 +52,7 @@ MUTATION_ERROR_FROM: dict[int, int] = {ApiKey.CREATE_TOPICS: 6, ApiKey.CREATE_PA
 #: Where each response lists its per-item results.
 RESULTS: dict[int, str] = {ApiKey.CREATE_TOPICS: "topics", ApiKey.CREATE_PARTITIONS: "results",
                            ApiKey.DELETE_TOPICS: "responses", ApiKey.ALTER_CONFIGS: "responses",
-                           ApiKey.INCREMENTAL_ALTER_CONFIGS: "responses"}
+                           ApiKey.INCREMENTAL_ALTER_CONFIGS: "responses", ApiKey.METADATA: "topics"}
 TOPIC_RESOURCE = 2
 SET, DELETE = 0, 1
 RESERVED_FOR = 60.0  # seconds an allowed creation counts while the broker has not answered it

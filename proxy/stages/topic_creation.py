@@ -17,6 +17,7 @@ from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from tenantry.protocol.messages.metadata_response import MetadataResponse, MetadataResponseTopic
 from tenantry.proxy.exchange import Exchange
+from tenantry.proxy.guard import merge_refused
 from tenantry.proxy.outcomes import Close, Outcome, Suspend
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.naming import InvalidName
@@ -74,8 +75,4 @@ def _cluster_name(tenant: Tenant, name: str) -> str | None:
 def _add_unknown(ex: Exchange, ctx: StageContext) -> None:
     """The topics left out of the request are answered as unknown, after the broker's (already stripped) ones."""
     assert ex.chunks is not None
-    data = b"".join(ex.chunks)
-    offset = ex.body_offset - 4
-    response = decode(MetadataResponse, memoryview(data)[offset:], ex.api_version)
-    response.topics.extend(ex.refused)  # type: ignore[arg-type]
-    ex.chunks = [data[:offset], encode(response, ex.api_version)]
+    ex.chunks = merge_refused(ex.api_key, ex.api_version, ex.chunks, ex.body_offset - 4, ex.refused)
