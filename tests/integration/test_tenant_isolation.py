@@ -27,9 +27,10 @@ def produce(config: dict[str, object], topic: str, values: list[bytes], **extra:
     assert producer.flush(30) == 0
 
 
-def consume(config: dict[str, object], topic: str, group: str, count: int, **extra: object) -> list[bytes]:
+def consume(config: dict[str, object], topic: str | list[str], group: str, count: int,
+            **extra: object) -> list[bytes]:
     consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest", **extra})
-    consumer.subscribe([topic])
+    consumer.subscribe(topic if isinstance(topic, list) else [topic])
     got: list[bytes] = []
 
     def poll() -> bool:
