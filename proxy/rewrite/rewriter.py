@@ -60,6 +60,7 @@ class RequestContext:
     listing: bool = False  # the request asked for "everything": filter the response
     protocol_type: str | None = None  # a classic group's protocol type ("consumer" bytes are rewritten)
     regex: tuple[str, str] | None = None  # a KIP-848 regex as the broker got it, and as the tenant wrote it
+    denied: list[Any] = field(default_factory=list)  # results for items kept from the broker, added to its answer
 
 
 @dataclass

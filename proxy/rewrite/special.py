@@ -8,7 +8,7 @@ does not own from listings and undo the request hooks' changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.protocol.errors import ErrorCode
@@ -172,67 +172,71 @@ def list_transactions_request(rw: Rewriter, m: ListTransactionsRequest, version:
 
 
 # -- Configs ----------------------------------------------------------------------------------------
-class _Resource(Protocol):
-    resource_type: int
-    resource_name: str
-
-
-def _config_resources(rw: Rewriter, resources: Sequence[_Resource], refusal: Callable[[], Message]) -> None:
-    if any(r.resource_type not in (TOPIC_RESOURCE, GROUP_RESOURCE) for r in resources):
-        raise Refusal(refusal())
+def _tenant_resources(rw: Rewriter, resources: list[Any], ctx: RequestContext, result: Callable[..., Any]) -> list[Any]:
+    """The tenant's own topics and groups, named on the cluster; the rest are denied one by one, as a
+    broker authorizes each resource on its own, and their results wait in `ctx` for the broker's answer."""
+    kept = []
     for r in resources:
-        r.resource_name = rw.to_cluster(r.resource_name)
+        if r.resource_type in (TOPIC_RESOURCE, GROUP_RESOURCE):
+            r.resource_name = rw.to_cluster(r.resource_name)
+            kept.append(r)
+        else:
+            ctx.denied.append(result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                                     error_message="only topic and group configs are available to tenants",
+                                     resource_type=r.resource_type, resource_name=r.resource_name))
+    if not kept:
+        raise Refusal(_config_answer(result, ctx.denied))
+    return kept
 
 
-def _denied(r: _Resource) -> dict[str, Any]:
-    if r.resource_type in (TOPIC_RESOURCE, GROUP_RESOURCE):
-        error = ErrorCode.INVALID_REQUEST
-        message = "not processed: the request also named a resource tenants may not use"
-    else:
-        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
-        message = "only topic and group configs are available to tenants"
-    return {"error_code": error, "error_message": message, "resource_type": r.resource_type,
-            "resource_name": r.resource_name}
+_CONFIG_ANSWERS: dict[Any, tuple[type[Message], str]] = {
+    DescribeConfigsResult: (DescribeConfigsResponse, "results"),
+    AlterConfigsResourceResponse: (AlterConfigsResponse, "responses"),
+    IncrementalResourceResponse: (IncrementalAlterConfigsResponse, "responses"),
+}
+
+
+def _config_answer(result: Callable[..., Any], results: list[Any]) -> Message:
+    response, field_name = _CONFIG_ANSWERS[result]
+    return response(**{field_name: results})
 
 
 @on_request(ApiKey.DESCRIBE_CONFIGS)
 def describe_configs_request(rw: Rewriter, m: DescribeConfigsRequest, version: int, ctx: RequestContext) -> None:
-    _config_resources(rw, m.resources, lambda: DescribeConfigsResponse(
-        results=[DescribeConfigsResult(**_denied(r)) for r in m.resources]))
+    m.resources = _tenant_resources(rw, m.resources, ctx, DescribeConfigsResult)
 
 
 @on_request(ApiKey.ALTER_CONFIGS)
 def alter_configs_request(rw: Rewriter, m: AlterConfigsRequest, version: int, ctx: RequestContext) -> None:
-    _config_resources(rw, m.resources, lambda: AlterConfigsResponse(
-        responses=[AlterConfigsResourceResponse(**_denied(r)) for r in m.resources]))
+    m.resources = _tenant_resources(rw, m.resources, ctx, AlterConfigsResourceResponse)
 
 
 @on_request(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 def incremental_alter_configs_request(rw: Rewriter, m: IncrementalAlterConfigsRequest, version: int,
                                       ctx: RequestContext) -> None:
-    _config_resources(rw, m.resources, lambda: IncrementalAlterConfigsResponse(
-        responses=[IncrementalResourceResponse(**_denied(r)) for r in m.resources]))
+    m.resources = _tenant_resources(rw, m.resources, ctx, IncrementalResourceResponse)
 
 
-def _strip_resource_names(rw: Rewriter, resources: Sequence[_Resource]) -> None:
+def _answer_resources(rw: Rewriter, resources: list[Any], ctx: RequestContext) -> None:
     for r in resources:
         r.resource_name = rw.outbound("topicName", r.resource_name)
+    resources.extend(ctx.denied)
 
 
 @on_response(ApiKey.DESCRIBE_CONFIGS)
 def describe_configs_response(rw: Rewriter, m: DescribeConfigsResponse, version: int, ctx: RequestContext) -> None:
-    _strip_resource_names(rw, m.results)
+    _answer_resources(rw, m.results, ctx)
 
 
 @on_response(ApiKey.ALTER_CONFIGS)
 def alter_configs_response(rw: Rewriter, m: AlterConfigsResponse, version: int, ctx: RequestContext) -> None:
-    _strip_resource_names(rw, m.responses)
+    _answer_resources(rw, m.responses, ctx)
 
 
 @on_response(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 def incremental_alter_configs_response(rw: Rewriter, m: IncrementalAlterConfigsResponse, version: int,
                                        ctx: RequestContext) -> None:
-    _strip_resource_names(rw, m.responses)
+    _answer_resources(rw, m.responses, ctx)
 
 
 # -- KIP-848 ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ coordinator keys) get values that exercise that rewrite.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
@@ -165,6 +166,17 @@ def _broker_resource(m: Any) -> None:
     m.resources[0].resource_type, m.resources[0].resource_name = 4, "1"
 
 
+def _broker_resource_beside_own(m: Any) -> None:
+    broker = copy.deepcopy(m.resources[0])
+    broker.resource_type, broker.resource_name = 4, "1"
+    m.resources.append(broker)
+
+
+def _anchored_regex(m: Any) -> None:
+    if hasattr(m, "subscribed_topic_regex"):
+        m.subscribed_topic_regex = "(^orders)|(^audit-.*)"
+
+
 def _foreign_topic_id(m: Any) -> None:
     m.topics[0].topic_id = TOPIC_IDS["globex"] if m.topics[0].topic_id == TOPIC_IDS["acme"] else TOPIC_IDS["acme"]
 
@@ -175,10 +187,13 @@ def _invalid_regex(m: Any) -> None:
 
 
 #: Extra cases per API: a variant name and what it changes in the request (at the highest version).
+_BROKER_RESOURCES = [("a broker resource", _broker_resource),
+                     ("a broker resource beside the tenant's own", _broker_resource_beside_own)]
+
 VARIANTS: dict[int, list[tuple[str, Any]]] = {
     1: [("the other tenant's topic id", _foreign_topic_id)],
-    32: [("a broker resource", _broker_resource)],
-    33: [("a broker resource", _broker_resource)],
-    44: [("a broker resource", _broker_resource)],
-    68: [("a regex that would escape its group", _invalid_regex)],
+    32: _BROKER_RESOURCES,
+    33: _BROKER_RESOURCES,
+    44: _BROKER_RESOURCES,
+    68: [("a regex that would escape its group", _invalid_regex), ("an anchored regex", _anchored_regex)],
 }

@@ -157,6 +157,20 @@ def test_broker_configs_are_not_for_tenants(tenant_proxy):
     assert result.error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 
 
+def test_a_broker_resource_fails_alone_and_the_tenants_own_topic_is_answered(tenant_proxy):
+    topic = unique("cfg")
+    create(client_config(tenant_proxy, "alice"), topic)
+    request = DescribeConfigsRequest(resources=[
+        DescribeConfigsResource(resource_type=BROKER_RESOURCE, resource_name="1"),
+        DescribeConfigsResource(resource_type=2, resource_name=topic, configuration_keys=["cleanup.policy"])])
+    with login(tenant_proxy, "alicia") as sock:
+        results = {r.resource_type: r for r in call(sock, request, 4, corr=3).results}
+    assert results[BROKER_RESOURCE].error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+    own = results[2]
+    assert (own.error_code, own.resource_name) == (0, topic)
+    assert [(c.name, c.value) for c in own.configs] == [("cleanup.policy", "delete")]
+
+
 @pytest.mark.parametrize(("api_key", "name"), [(29, "DescribeAcls"), (30, "CreateAcls"), (48, "DescribeClientQuotas"),
                                                (49, "AlterClientQuotas"), (38, "CreateDelegationToken"),
                                                (50, "DescribeUserScramCredentials"), (55, "DescribeQuorum"),
