@@ -60,6 +60,7 @@ class Health:
         except UpstreamError as exc:
             self.errors[key] = str(exc)
             return False
+        self.server.learn_features(conn.broker_versions)
         conn.close()
         self.errors.pop(key, None)
         return True

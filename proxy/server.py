@@ -197,7 +197,16 @@ class ProxyServer:
             raise
         stats.connects += 1
         conn.broker, conn.stats = broker, stats
+        self.learn_features(conn.broker_versions)
         return conn
+
+    def learn_features(self, versions: ApiVersionsResponse | None) -> None:
+        """Keep the newest finalized features any broker reported, for ApiVersions answered before login:
+        a feature upgrade reaches clients with the next connection to any broker, not the next restart."""
+        current = self.broker_versions
+        if versions is not None and (current is None or
+                                     versions.finalized_features_epoch >= current.finalized_features_epoch):
+            self.broker_versions = versions
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""

@@ -16,13 +16,15 @@ from typing import Any, Protocol, cast
 
 from tenantry.protocol import ProtocolError, decode
 from tenantry.protocol.envelope import request_frame
+from tenantry.protocol.errors import ErrorCode
 from tenantry.protocol.headers import response_body_offset, response_header_version
 from tenantry.protocol.messages import RESPONSES
+from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.api_versions_request import ApiVersionsRequest
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
-from tenantry.protocol.primitives import INT32
+from tenantry.protocol.primitives import INT16, INT32
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import intersect
@@ -67,6 +69,13 @@ class UpstreamOwner(Protocol):
     def on_upstream_congested(self, congested: bool) -> None: ...
 
     def on_reauthentication(self, running: bool) -> None: ...
+
+
+OUR_API_VERSIONS = ApiVersionsRequest.VALID_VERSIONS.hi or 0
+
+
+def _api_versions_request() -> ApiVersionsRequest:
+    return ApiVersionsRequest(client_software_name="tenantry", client_software_version=SOFTWARE_VERSION)
 
 
 class UpstreamConnection(asyncio.BufferedProtocol):
@@ -217,17 +226,26 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if entry.future.done():  # its waiter was cancelled (shutdown, a client gone): nobody to tell
             return
         offset = response_body_offset(frame, response_header_version(entry.api_key, entry.version))
+        version = entry.version
+        if (entry.api_key == ApiKey.API_VERSIONS and len(frame) >= offset + 2
+                and INT16.unpack_from(frame, offset)[0] == ErrorCode.UNSUPPORTED_VERSION):
+            version = 0  # KIP-511: a broker older than the request answers in v0, listing what it supports
         try:
-            entry.future.set_result(decode(RESPONSES[entry.api_key], frame[offset:], entry.version))
+            entry.future.set_result(decode(RESPONSES[entry.api_key], frame[offset:], version))
         except ProtocolError as exc:
             entry.future.set_exception(exc)
 
     # -- handshake and SASL ---------------------------------------------------------------------------
     async def _handshake(self) -> None:
-        versions: ApiVersionsResponse = await self._request(
-            ApiVersionsRequest(client_software_name="tenantry", client_software_version=SOFTWARE_VERSION), 3)
+        # The newest version both sides speak: Kafka 4 leaves features whose minimum is 0 out of v3 answers.
+        version = OUR_API_VERSIONS
+        versions: ApiVersionsResponse = await self._request(_api_versions_request(), version)
+        if versions.error_code == ErrorCode.UNSUPPORTED_VERSION:
+            theirs = next((a.max_version for a in versions.api_keys if a.api_key == ApiKey.API_VERSIONS), 0)
+            version = min(version, theirs)
+            versions = await self._request(_api_versions_request(), version)
         if versions.error_code:
-            raise UpstreamError(f"broker refused ApiVersions v3 (error {versions.error_code})")
+            raise UpstreamError(f"broker refused ApiVersions v{version} (error {versions.error_code})")
         self.broker_versions = versions
         self.table = intersect(versions)
         if self.config.upstream_security_protocol == "SASL_PLAINTEXT":
