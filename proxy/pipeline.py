@@ -36,6 +36,7 @@ from tenantry.proxy.stages import (
     metering,
     quotas,
     rewriting,
+    tenant_views,
     topic_creation,
 )
 
@@ -59,6 +60,8 @@ TENANT_STAGES: tuple[Stage, ...] = (
     topic_creation.metadata,  # Metadata before v4 creates no topic the tenant may not create
     guard_rails.check,
     quotas.charge,
+    tenant_views.client_quotas,  # the tenant's quotas, as the proxy enforces them
+    tenant_views.config_resources,  # the tenant's topics and groups
     rewriting.rewrite,
     broker.ready,  # not while the proxy re-authenticates to the broker (KIP-368)
     forward.forward,

@@ -28,6 +28,7 @@ from tenantry.proxy import test_switches
 from tenantry.proxy.rewrite import special  # noqa: F401  (registers the typed hooks)
 from tenantry.proxy.rewrite.entities import map_entities
 from tenantry.proxy.rewrite.hooks import REQUEST_HOOKS, RESPONSE_HOOKS
+from tenantry.proxy.rewrite.policy import ANSWERED_BY_PROXY
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.naming import Namespace
 
@@ -94,6 +95,8 @@ class Rewriter:
         if self.ns is None:
             return [frame], ctx
         key, version = header.api_key, header.api_version
+        if key in ANSWERED_BY_PROXY:  # its stage must have answered: the broker's answer is every tenant's
+            raise RuntimeError(f"API {key} is answered by the proxy and never forwarded for a tenant")
         head = self._header(frame, header)
         handler = REQUEST_HOOKS.get(key)
         if handler is not None:

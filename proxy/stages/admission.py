@@ -28,8 +28,11 @@ def offered(ex: Exchange, ctx: StageContext) -> Outcome | None:
     allowed = ctx.version_table().get(ex.api_key)
     if allowed is None or ex.api_version not in allowed or not is_known(ex.api_key, ex.api_version):
         # As a broker does: a version it never advertised cannot be answered in a layout the
-        # client can read, so the connection is closed.
-        return Close(f"API {ex.api_key} v{ex.api_version} is not offered by this proxy", ex.api_key)
+        # client can read, so the connection is closed (and logged at INFO, naming the tenant).
+        tenant = ctx.tenant()
+        to = f" to tenant {tenant.id}" if tenant is not None else ""
+        return Close(f"{ctx.api_name(ex.api_key)} (API {ex.api_key}) v{ex.api_version} is not offered{to}",
+                     ex.api_key)
     ex.header = parse_request_header(ex.frame)
     ctx.saw_client_id(ex.header.client_id)
     return None

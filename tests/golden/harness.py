@@ -37,9 +37,10 @@ FRESH_ID = "<fresh random id>"
 def tenant_apis() -> dict[int, tuple[int, int]]:
     """Every API offered to tenants (beyond login), with the lowest and highest version it is offered at."""
     from tenantry.proxy.api_versions import PROXY_VERSIONS
+    from tenantry.proxy.rewrite.policy import ANSWERED_BY_PROXY
 
     return {key: (v.lo, v.hi if v.hi is not None else v.lo) for key, v in tenant_table(PROXY_VERSIONS).items()
-            if key not in (17, 18, 36)}
+            if key not in (17, 18, 36) and key not in ANSWERED_BY_PROXY}
 
 
 def topic_ids() -> TopicIds:
