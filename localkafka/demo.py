@@ -24,15 +24,12 @@ def write_demo_tenants(config: Path) -> None:
     """Two tenants made with the operator CLI, as an operator would."""
     cli = [sys.executable, "-m", "tenantry.proxy.cli"]
     for user, (tenant, password) in DEMO_USERS.items():
-        subprocess.run([*cli, "tenant", "add", tenant, "--config", str(config)], check=True, capture_output=True)
+        # kcat cannot create topics: the demo tenants create them by using them
+        subprocess.run([*cli, "tenant", "add", tenant, "--allow-auto-create-topics", "--config", str(config)],
+                       check=True, capture_output=True)
         for mechanism in ("SCRAM-SHA-512", "PLAIN"):  # PLAIN for Debian's kcat, see kcat_login
             subprocess.run([*cli, "user", "add", tenant, user, "--mechanism", mechanism, "--config", str(config)],
                            input=password + "\n", text=True, check=True, capture_output=True)
-    from tenantry.tenants.store import edit_config
-
-    with edit_config(config) as data:  # kcat cannot create topics: let the demo tenants auto-create them
-        for tenant_entry in data["tenants"]:
-            tenant_entry["allow_auto_create_topics"] = True
 
 
 def kcat_login(user: str) -> str:

@@ -4,7 +4,9 @@
     tenantry kafka start --dir DIR [--port PORT] [--version V]
     tenantry kafka stop --dir DIR
     tenantry tenant add|list|remove ...   /   tenantry user add|remove|passwd ...
-    tenantry status [--url http://HOST:PORT | --config FILE] [--json]
+    tenantry config check FILE
+    tenantry status [--url HOST:PORT | --config FILE] [--json]
+    tenantry --version
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tenantry.proxy import cli_tenants
-from tenantry.proxy.config import ConfigError, ProxyConfig, env_name, load_config, require_listener
+from tenantry.proxy import cli_config, cli_tenants
+from tenantry.proxy.config import (
+    ConfigError,
+    ProxyConfig,
+    env_name,
+    load_config,
+    require_listener,
+    split_host_port,
+)
 
 if TYPE_CHECKING:
     from tenantry.tenants.registry import Registry
@@ -29,40 +38,73 @@ if TYPE_CHECKING:
 log = logging.getLogger("tenantry")
 
 
+_METAVARS = {"upstream": "HOST:PORT[,...]", "listen": "HOST:PORT", "metrics_listen": "HOST:PORT",
+             "advertised_host": "HOST", "broker_port_base": "PORT", "sasl_enabled_mechanisms": "MECHANISM[,...]",
+             "probe_tenants": "TENANT[,...]", "upstream_sasl_username": "USER", "max_connection_age_jitter": "FRACTION",
+             "upstream_sasl_password": "PASSWORD", "sasl_salt_secret": "SECRET", "upstream_sasl_mechanism": "MECHANISM",
+             "max_buffered_bytes_per_tenant": "BYTES", "max_buffered_bytes_before_login": "BYTES",
+             "capacity_produce_bytes_per_sec": "BYTES/S", "capacity_fetch_bytes_per_sec": "BYTES/S"}
+_SUFFIX_METAVARS = (("_ms", "MS"), ("_seconds", "SECONDS"), ("_bytes", "BYTES"), ("_per_sec", "RATE"),
+                    ("_file", "FILE"), ("_certfile", "FILE"), ("_keyfile", "FILE"), ("_protocol", "PROTOCOL"))
+
+
+def metavar(name: str) -> str:
+    """How a setting's value is written in --help: its unit or its shape."""
+    if name in _METAVARS:
+        return _METAVARS[name]
+    for suffix, shown in _SUFFIX_METAVARS:
+        if name.endswith(suffix):
+            return shown
+    kind = {f.name: f.type for f in fields(ProxyConfig)}[name]
+    return "N" if kind in (int, "int") else name.rsplit("_", 1)[-1].upper()
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"),
+    parser.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
                         help="TOML config file (env TENANTRY_CONFIG)")
     for f in fields(ProxyConfig):
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(),
+        parser.add_argument(flag, dest=f.name, default=None, metavar=metavar(f.name),
                             help=f"{f.metadata['help']} (env {env_name(f.name)})")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("tenantry")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description="A multi-tenant proxy for Apache Kafka")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"tenantry {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the proxy in the foreground")
     _add_config_flags(serve)
 
     kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
-    kafka_sub = kafka.add_subparsers(dest="kafka_command", required=True)
+    kafka_sub = kafka.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
     start = kafka_sub.add_parser("start", help="start a broker in the background and print its address")
-    start.add_argument("--dir", required=True, help="folder for the broker's data, logs and state")
-    start.add_argument("--port", type=int, default=None, help="PLAINTEXT port (default: a free one)")
+    start.add_argument("--dir", required=True, metavar="DIR", help="folder for the broker's data, logs and state")
+    start.add_argument("--port", type=int, default=None, metavar="PORT", help="PLAINTEXT port (default: a free one)")
     from tenantry.localkafka.jars import DEFAULT_VERSION, SUPPORTED_VERSIONS
 
-    start.add_argument("--version", default=DEFAULT_VERSION,
+    start.add_argument("--version", default=DEFAULT_VERSION, metavar="VERSION",
                        help=f"Kafka version (default {DEFAULT_VERSION}; tested: {', '.join(SUPPORTED_VERSIONS)})")
     stop = kafka_sub.add_parser("stop", help="stop the broker started from --dir")
-    stop.add_argument("--dir", required=True)
+    stop.add_argument("--dir", required=True, metavar="DIR", help="the folder the broker was started with")
     status = sub.add_parser("status", help="live tenants, connections and quota use of a running proxy")
-    status.add_argument("--url", default=os.environ.get("TENANTRY_STATUS_URL"),
-                        help="the proxy's metrics_listen, as http://HOST:PORT (env TENANTRY_STATUS_URL)")
-    status.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"),
+    status.add_argument("--url", default=os.environ.get("TENANTRY_STATUS_URL"), metavar="HOST:PORT",
+                        help="the proxy's metrics_listen, as HOST:PORT or http://HOST:PORT (env TENANTRY_STATUS_URL)")
+    status.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
                         help="or the proxy's config file, to read metrics_listen from (env TENANTRY_CONFIG)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     cli_tenants.add_parsers(sub)
+    cli_config.add_parsers(sub)
     return parser
 
 
@@ -74,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return _kafka(args)
     if args.command == "status":
         return _status(args)
+    if args.command == "config":
+        return cli_config.run(args)
     return cli_tenants.run(args)
 
 
@@ -83,7 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         require_listener(config)
     except ConfigError as exc:
-        print(f"tenantry: invalid configuration: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
         return 2
     registry = None
     if config.tenants_enabled:
@@ -106,6 +151,10 @@ def _serve(args: argparse.Namespace) -> int:
     from tenantry.proxy.logs import configure
 
     configure(config.log_level, config.log_format)
+    import json
+
+    log.info("tenantry %s starting; effective configuration (secrets masked): %s", version(),
+             json.dumps(config.redacted(), default=str, sort_keys=True))
     from tenantry.proxy import test_switches
 
     if test_switches.SKIP_OWNERSHIP_CHECKS:
@@ -117,16 +166,18 @@ def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     try:
-        return uvloop.run(_run_server(config, registry, Path(args.config) if args.config else None))
+        return uvloop.run(_run_server(config, registry, Path(args.config) if args.config else None, overrides))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run_server(config: ProxyConfig, registry: Registry | None, config_path: Path | None) -> int:
+async def _run_server(config: ProxyConfig, registry: Registry | None, config_path: Path | None,
+                      overrides: dict[str, Any]) -> int:
     from tenantry.proxy.server import ProxyServer
     from tenantry.proxy.upstream import UpstreamError
 
     server = ProxyServer(config, registry)
+    server.overrides = overrides  # a reload reads the file again, but flags still win over it
     try:
         await server.start()
     except (UpstreamError, OSError) as exc:
@@ -139,11 +190,11 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
         loop.add_signal_handler(sig, stop.set)
     watcher = None
     if config.tenants_enabled and config_path is not None:
-        from tenantry.proxy.reload import reload_tenants, watch
+        from tenantry.proxy.reload import reload_config, watch
         from tenantry.proxy.tls import reload_certificate
 
         def on_sighup() -> None:
-            reload_tenants(server, config_path)
+            reload_config(server, config_path)
             reload_certificate(server.tls, config)
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
         if config.config_poll_seconds > 0:
@@ -156,7 +207,7 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
-    log.info("shutting down: draining connections for up to %.0fs", config.shutdown_timeout)
+    log.info("shutting down: draining connections for up to %.0fs", config.shutdown_timeout_seconds)
     await server.shutdown()
     return 0
 
@@ -176,11 +227,15 @@ def _status(args: argparse.Namespace) -> int:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             print(f"tenantry: cannot read {args.config}: {exc}", file=sys.stderr)
             return 2
-        listen = data.get("proxy", data).get("metrics_listen", "")
-        url = f"http://{listen.replace('0.0.0.0', '127.0.0.1')}" if listen else ""
+        url = data.get("proxy", data).get("metrics_listen", "")
     if not url:
-        print("tenantry: give --url http://HOST:PORT (the proxy's metrics_listen) or a --config that sets "
+        print("tenantry: give --url HOST:PORT (the proxy's metrics_listen) or a --config that sets "
               "metrics_listen", file=sys.stderr)
+        return 2
+    try:
+        url = status_url(url)
+    except ConfigError as exc:
+        print(f"tenantry: {exc}", file=sys.stderr)
         return 2
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/status", timeout=10) as answer:
@@ -190,6 +245,15 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(status, indent=2) if args.json else render(status))
     return 0
+
+
+def status_url(text: str) -> str:
+    """The /status base URL from HOST:PORT (as metrics_listen is written) or a full http:// URL."""
+    if "://" in text:
+        return text.rstrip("/")
+    host, port = split_host_port(text, "--url")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard listen is reached on loopback
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _kafka(args: argparse.Namespace) -> int:

@@ -22,45 +22,56 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     config_help = "the proxy's TOML config file (env TENANTRY_CONFIG)"
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), help=config_help)
+        p.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE", help=config_help)
         return p
 
+    def tenant_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("tenant", metavar="TENANT", help="the tenant's id")
+
+    def user_args(p: argparse.ArgumentParser) -> None:
+        tenant_arg(p)
+        p.add_argument("user", metavar="USER", help="the user's name, as clients log in with it")
+
     tenant = sub.add_parser("tenant", help="add, list or remove tenants")
-    tsub = tenant.add_subparsers(dest="tenant_command", required=True)
-    add = with_config(tsub.add_parser("add", help="add a tenant"))
-    add.add_argument("name")
-    add.add_argument("--prefix", help="hidden name prefix on the cluster (default: NAME.)")
+    tsub = tenant.add_subparsers(dest="tenant_command", required=True, metavar="COMMAND")
+    add = with_config(tsub.add_parser("add", help="add a tenant (creates the file if it does not exist)"))
+    add.add_argument("name", metavar="TENANT", help="the new tenant's id: lowercase letters, digits and '-'")
+    add.add_argument("--prefix", metavar="PREFIX", help="hidden name prefix on the cluster (default: TENANT.)")
+    add.add_argument("--allow-auto-create-topics", action="store_true",
+                     help="let the tenant's clients create topics by using them (Metadata and Produce), as "
+                          "auto.create.topics.enable does on a broker; off by default")
     with_config(tsub.add_parser("list", help="list tenants, prefixes and users"))
     remove = with_config(tsub.add_parser("remove", help="remove a tenant and its users"))
-    remove.add_argument("name")
+    remove.add_argument("name", metavar="TENANT", help="the tenant's id")
 
     user = sub.add_parser("user", help="add, remove or re-password a tenant's users")
-    usub = user.add_subparsers(dest="user_command", required=True)
-    uadd = with_config(usub.add_parser("add", help="add a user (or another mechanism for it)"))
-    uadd.add_argument("tenant")
-    uadd.add_argument("user")
-    uadd.add_argument("--mechanism", choices=MECHANISMS, default="SCRAM-SHA-512")
-    uremove = with_config(usub.add_parser("remove", help="remove a user"))
-    uremove.add_argument("tenant")
-    uremove.add_argument("user")
-    passwd = with_config(usub.add_parser("passwd", help="set a user's password for all its mechanisms"))
-    passwd.add_argument("tenant")
-    passwd.add_argument("user")
+    usub = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+    uadd = with_config(usub.add_parser("add", help="add a user (or another mechanism for it); the password is "
+                                                   "read from a prompt, or from stdin's first line"))
+    user_args(uadd)
+    uadd.add_argument("--mechanism", choices=MECHANISMS, default="SCRAM-SHA-512",
+                      help="the SASL mechanism the user logs in with (default: SCRAM-SHA-512)")
+    user_args(with_config(usub.add_parser("remove", help="remove a user")))
+    user_args(with_config(usub.add_parser("passwd", help="set a user's password for all its mechanisms")))
 
     quota = sub.add_parser("quota", help="set or show a tenant's quotas (a running proxy applies them live)")
-    qsub = quota.add_subparsers(dest="quota_command", required=True)
+    qsub = quota.add_subparsers(dest="quota_command", required=True, metavar="COMMAND")
     qset = with_config(qsub.add_parser("set", help="set quotas; 0 removes one (unlimited)"))
-    qset.add_argument("tenant")
-    qset.add_argument("--user", help="set this user's own quotas inside the tenant instead")
-    for key, kind in QUOTA_FLAGS.items():
-        qset.add_argument("--" + key.replace("_", "-"), type=kind, metavar="N")
+    tenant_arg(qset)
+    qset.add_argument("--user", metavar="USER", help="set this user's own quotas inside the tenant instead")
+    for key, (kind, metavar, text) in QUOTA_FLAGS.items():
+        qset.add_argument("--" + key.replace("_", "-"), type=kind, metavar=metavar, help=text)
     qshow = with_config(qsub.add_parser("show", help="show a tenant's quotas and limits as in force"))
-    qshow.add_argument("tenant")
+    tenant_arg(qshow)
 
 
-QUOTA_FLAGS: dict[str, type] = {
-    "produce_bytes_per_sec": float, "fetch_bytes_per_sec": float, "requests_per_sec": float,
-    "connections_per_sec": float, "max_connections": int, "burst_seconds": float,
+QUOTA_FLAGS: dict[str, tuple[type, str, str]] = {
+    "produce_bytes_per_sec": (float, "BYTES", "produce bandwidth of the tenant (or user), bytes per second"),
+    "fetch_bytes_per_sec": (float, "BYTES", "fetch bandwidth, bytes per second"),
+    "requests_per_sec": (float, "N", "requests per second, of any kind"),
+    "connections_per_sec": (float, "N", "new connections per second"),
+    "max_connections": (int, "N", "connections open at once"),
+    "burst_seconds": (float, "SECONDS", "how many seconds of the rate may be spent at once (default 1)"),
 }
 
 
@@ -91,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "quota" and args.quota_command == "show":
             print(_show_quotas(load_registry(path), args.tenant))
             return 0
+        creating = args.command == "tenant" and args.tenant_command == "add" and not path.exists()
+        if not creating and not path.exists():
+            raise StoreError(f"{path}: no such file (`tenantry tenant add` creates one)")
         password = read_password() if args.command == "user" and args.user_command in ("add", "passwd") else ""
+        if creating:
+            print(f"tenantry: {path} does not exist; creating it", file=sys.stderr)
         with edit_config(path) as data:
             message = _apply(args, data, password)
         print(message)
@@ -128,8 +144,9 @@ def _apply(args: argparse.Namespace, data: dict[str, object], password: str) -> 
         return f"quotas of {who}: {_pairs(shown) or 'unlimited'}"
     if args.command == "tenant":
         if args.tenant_command == "add":
-            admin.add_tenant(data, args.name, args.prefix)
-            return f"added tenant {args.name}"
+            admin.add_tenant(data, args.name, args.prefix, args.allow_auto_create_topics)
+            auto = " (clients may create topics by using them)" if args.allow_auto_create_topics else ""
+            return f"added tenant {args.name}{auto}"
         admin.remove_tenant(data, args.name)
         return f"removed tenant {args.name} (a running proxy closes its connections on reload)"
     if args.user_command == "add":

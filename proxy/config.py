@@ -6,26 +6,38 @@ front and raises :class:`ConfigError` naming the field, what was wrong and what 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
+import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("tenantry.config")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
 LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class ConfigError(ValueError):
-    """The configuration is invalid; the message names the field and the problem."""
+    """The configuration is invalid; each of `problems` names a field and what is wrong with it."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
-def _opt(help_: str, secret: bool = False) -> dict[str, Any]:
-    return {"help": help_, "secret": secret}
+def _opt(help_: str, secret: bool = False, metavar: str = "") -> dict[str, Any]:
+    return {"help": help_, "secret": secret, "metavar": metavar}
+
+
+#: Settings renamed so that every duration names its unit; the old names still work, with a warning.
+RENAMED = {"upstream_connect_timeout": "upstream_connect_timeout_seconds",
+           "shutdown_timeout": "shutdown_timeout_seconds"}
 
 
 @dataclass
@@ -94,9 +106,9 @@ class ProxyConfig:
         "A client connection that has not logged in after this many ms is closed."))
     max_in_flight: int = field(default=1000, metadata=_opt(
         "Requests a client connection may have in flight before the proxy stops reading from it."))
-    upstream_connect_timeout: float = field(default=10.0, metadata=_opt(
+    upstream_connect_timeout_seconds: float = field(default=10.0, metadata=_opt(
         "Seconds to connect and authenticate to a broker before giving up on the client connection."))
-    shutdown_timeout: float = field(default=10.0, metadata=_opt(
+    shutdown_timeout_seconds: float = field(default=10.0, metadata=_opt(
         "Seconds in-flight requests get to finish on SIGTERM/SIGINT before connections are closed."))
     capacity_produce_bytes_per_sec: float = field(default=0.0, metadata=_opt(
         "What the cluster can take from all tenants together through this proxy; when their demand "
@@ -196,38 +208,70 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> ProxyConfig:
-    """Build and validate the config from a file, the environment and flag overrides."""
+    """Build and validate the config from a file, the environment and flag overrides.
+
+    Every problem is collected before anything is refused, so one ConfigError lists them all.
+    """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
     known = {f.name: f for f in fields(ProxyConfig)}
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-        proxy_table = data.get("proxy", data)
-        for key, value in proxy_table.items():
-            if key in ("tenants", "proxy", "tenant_defaults"):
-                continue
-            if key not in known:
-                raise ConfigError(f"{key}: unknown setting in {path} (known: {', '.join(sorted(known))})")
-            values[key] = value
+    values: dict[str, tuple[Any, str]] = {}  # name -> (value, where it came from, for error messages)
+    problems: list[str] = []
+    data = read_file(path) if path else {}
+    for key, value in data.get("proxy", data).items():
+        if key in ("tenants", "proxy", "tenant_defaults"):
+            continue
+        name = _known_name(key, known, problems, f"in {path}")
+        if name is not None:
+            values[name] = (value, name)
     for name in known:
-        if env_name(name) in env:
-            values[name] = env[env_name(name)]
+        for variable in (env_name(name), *(env_name(old) for old, new in RENAMED.items() if new == name)):
+            if variable in env:
+                _warn_if_renamed(variable, name, env_name)
+                values[name] = (env[variable], f"{name} (environment variable {variable})")
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = value
-    typed = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
-    config = validate(ProxyConfig(**typed))
+            values[name] = (value, name)
+    typed = {}
+    for name, (value, label) in values.items():
+        try:
+            typed[name] = _coerce(label, known[name].type, value)
+        except ConfigError as exc:
+            problems += exc.problems
+    config = ProxyConfig(**typed)
+    problems += validation_problems(config)
     if path and data.get("tenants") and not config.tenants_enabled:
-        raise ConfigError(f"listener_security_protocol: {path} defines tenants, but the listener is "
-                          f"{config.listener_security_protocol or 'not set'}, which would serve them to clients "
-                          "without credentials; set it to SASL_PLAINTEXT or SASL_SSL")
+        problems.append(f"listener_security_protocol: {path} defines tenants, but the listener is "
+                        f"{config.listener_security_protocol or 'not set'}, which would serve them to clients "
+                        "without credentials; set it to SASL_PLAINTEXT or SASL_SSL")
+    if problems:
+        raise ConfigError(*problems)
     return config
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def _known_name(key: str, known: Mapping[str, Any], problems: list[str], where: str) -> str | None:
+    if key in known:
+        return key
+    if key in RENAMED:
+        _warn_if_renamed(key, RENAMED[key], str)
+        return RENAMED[key]
+    guess = difflib.get_close_matches(key, [*known, *RENAMED], n=1, cutoff=0.6)
+    hint = f"did you mean {guess[0]!r}?" if guess else "see `tenantry serve --help` for the settings"
+    problems.append(f"{key}: unknown setting {where}; {hint}")
+    return None
+
+
+def _warn_if_renamed(used: str, name: str, spell: Any) -> None:
+    if used != spell(name):
+        log.warning("%s is deprecated: it is now %s", used, spell(name))
 
 
 def require_listener(config: ProxyConfig) -> None:
@@ -239,98 +283,112 @@ def require_listener(config: ProxyConfig) -> None:
 
 
 def validate(config: ProxyConfig) -> ProxyConfig:
-    if not config.upstream:
-        raise ConfigError("upstream: no upstream bootstrap server given (set --upstream host:port)")
-    config.upstream_addresses()
-    _validate_listener(config)
-    _validate_upstream(config)
-    _validate_identity(config)
-    if config.tenants_enabled and not (config.sasl_salt_secret or config.upstream_sasl_password):
-        raise ConfigError("sasl_salt_secret: not set, and there is no upstream_sasl_password to derive it from. "
-                          "Set it (TENANTRY_SASL_SALT_SECRET) to the same random value on every replica: without it, "
-                          "the salts invented for unknown users would change at each restart and tell them apart")
-    _validate_numbers(config)
-    _validate_operations(config)
+    problems = validation_problems(config)
+    if problems:
+        raise ConfigError(*problems)
     return config
 
 
-def _validate_listener(config: ProxyConfig) -> None:
+def validation_problems(config: ProxyConfig) -> list[str]:
+    """Everything wrong with a config, one message per problem (empty if it is valid)."""
+    problems: list[str] = []
+    for check in (_check_upstream_servers, _validate_listener, _validate_upstream, _validate_identity,
+                  _validate_salt, _validate_numbers, _validate_operations):
+        try:
+            problems += check(config)
+        except ConfigError as exc:  # a check that cannot go on past its first problem
+            problems += exc.problems
+    return problems
+
+
+def _check_upstream_servers(config: ProxyConfig) -> Iterator[str]:
+    if not config.upstream:
+        yield "upstream: no upstream bootstrap server given (set --upstream host:port)"
+    config.upstream_addresses()
+
+
+def _validate_salt(config: ProxyConfig) -> Iterator[str]:
+    if config.tenants_enabled and not (config.sasl_salt_secret or config.upstream_sasl_password):
+        yield ("sasl_salt_secret: not set, and there is no upstream_sasl_password to derive it from. "
+               "Set it (TENANTRY_SASL_SALT_SECRET) to the same random value on every replica: without it, "
+               "the salts invented for unknown users would change at each restart and tell them apart")
+
+
+def _validate_listener(config: ProxyConfig) -> Iterator[str]:
     host, port = split_host_port(config.listen, "listen")
     if not config.advertised_host:
         config.advertised_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if not config.broker_port_base:
         config.broker_port_base = port + 1
     if not 0 < config.broker_port_base < 65536:
-        raise ConfigError(f"broker_port_base: {config.broker_port_base} is not a port number")
+        yield f"broker_port_base: {config.broker_port_base} is not a port number"
     if config.listener_security_protocol not in ("", *LISTENER_PROTOCOLS):  # "": not chosen, see require_listener
-        raise ConfigError(f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
-                          f"{', '.join(LISTENER_PROTOCOLS)}")
+        yield (f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
+               f"{', '.join(LISTENER_PROTOCOLS)}")
     if config.listener_security_protocol == "SASL_SSL":
         for name in ("ssl_certfile", "ssl_keyfile"):
             value = getattr(config, name)
             if not value or not Path(value).is_file():
-                raise ConfigError(f"{name}: SASL_SSL needs a readable PEM file, got {value!r}")
+                yield f"{name}: SASL_SSL needs a readable PEM file, got {value!r}"
     unknown = [m for m in config.sasl_enabled_mechanisms if m not in SASL_MECHANISMS]
     if unknown or not config.sasl_enabled_mechanisms:
-        raise ConfigError(f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
-                          f"{', '.join(SASL_MECHANISMS)}")
+        yield (f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
+               f"{', '.join(SASL_MECHANISMS)}")
 
 
-def _validate_upstream(config: ProxyConfig) -> None:
+def _validate_upstream(config: ProxyConfig) -> Iterator[str]:
     if config.upstream_security_protocol not in SECURITY_PROTOCOLS:
-        raise ConfigError(f"upstream_security_protocol: {config.upstream_security_protocol!r} is not one of "
-                          f"{', '.join(SECURITY_PROTOCOLS)}")
+        yield (f"upstream_security_protocol: {config.upstream_security_protocol!r} is not one of "
+               f"{', '.join(SECURITY_PROTOCOLS)}")
     if config.upstream_security_protocol == "SASL_PLAINTEXT":
         if config.upstream_sasl_mechanism not in SASL_MECHANISMS:
-            raise ConfigError(f"upstream_sasl_mechanism: {config.upstream_sasl_mechanism!r} is not one of "
-                              f"{', '.join(SASL_MECHANISMS)}")
+            yield (f"upstream_sasl_mechanism: {config.upstream_sasl_mechanism!r} is not one of "
+                   f"{', '.join(SASL_MECHANISMS)}")
         if config.upstream_sasl_password_file and not config.upstream_sasl_password:
             try:
                 config.upstream_sasl_password = Path(config.upstream_sasl_password_file).read_text().strip()
             except OSError as exc:
-                raise ConfigError(f"upstream_sasl_password_file: cannot read it ({exc.strerror})") from None
+                yield f"upstream_sasl_password_file: cannot read it ({exc.strerror})"
         if not config.upstream_sasl_username or not config.upstream_sasl_password:
-            raise ConfigError("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
-                              "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
+            yield ("upstream_sasl_username/upstream_sasl_password: SASL_PLAINTEXT needs both "
+                   "(the password via TENANTRY_UPSTREAM_SASL_PASSWORD or a password file)")
 
 
-def _validate_identity(config: ProxyConfig) -> None:
+def _validate_identity(config: ProxyConfig) -> Iterator[str]:
     if config.upstream_identity not in ("auto", "service", "tenant"):
-        raise ConfigError(f"upstream_identity: {config.upstream_identity!r} is not auto, service or tenant")
+        yield f"upstream_identity: {config.upstream_identity!r} is not auto, service or tenant"
     if config.upstream_identity == "tenant" and not (
             config.tenants_enabled and config.upstream_security_protocol == "SASL_PLAINTEXT"):
-        raise ConfigError("upstream_identity: tenant needs tenants (a SASL listener) and a SASL upstream, whose "
-                          "service user provisions the tenants' broker users")
+        yield ("upstream_identity: tenant needs tenants (a SASL listener) and a SASL upstream, whose "
+               "service user provisions the tenants' broker users")
 
 
-def _validate_numbers(config: ProxyConfig) -> None:
+def _validate_numbers(config: ProxyConfig) -> Iterator[str]:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight", "quota_max_delay_ms",
                  "quota_tune_interval_ms", "sasl_max_receive_bytes", "max_buffered_bytes_before_login",
-                 "login_timeout_ms"):
+                 "login_timeout_ms", "health_check_interval_seconds", "probe_interval_seconds"):
         if getattr(config, name) <= 0:
-            raise ConfigError(f"{name}: must be positive, got {getattr(config, name)}")
-    for name in ("upstream_connect_timeout", "shutdown_timeout", "sasl_session_lifetime_ms", "auth_failure_delay_ms",
-                 "config_poll_seconds", "capacity_produce_bytes_per_sec", "capacity_fetch_bytes_per_sec",
-                 "capacity_connections_per_sec", "quota_idle_seconds", "max_connection_age_seconds",
-                 "metrics_label_limit", "max_buffered_bytes_per_tenant", "max_unauthenticated_connections_per_ip",
-                 "unauthenticated_connections_per_ip_per_sec"):
+            yield f"{name}: must be positive, got {getattr(config, name)}"
+    for name in ("upstream_connect_timeout_seconds", "shutdown_timeout_seconds", "sasl_session_lifetime_ms",
+                 "auth_failure_delay_ms", "config_poll_seconds", "capacity_produce_bytes_per_sec",
+                 "capacity_fetch_bytes_per_sec", "capacity_connections_per_sec", "quota_idle_seconds",
+                 "max_connection_age_seconds", "metrics_label_limit", "max_buffered_bytes_per_tenant",
+                 "max_unauthenticated_connections_per_ip", "unauthenticated_connections_per_ip_per_sec"):
         if getattr(config, name) < 0:
-            raise ConfigError(f"{name}: must not be negative, got {getattr(config, name)}")
+            yield f"{name}: must not be negative, got {getattr(config, name)}"
 
 
-def _validate_operations(config: ProxyConfig) -> None:
+def _validate_operations(config: ProxyConfig) -> Iterator[str]:
     if config.metrics_listen:
         split_host_port(config.metrics_listen, "metrics_listen")
     if config.log_format not in ("text", "json"):
-        raise ConfigError(f"log_format: {config.log_format!r} is not text or json")
+        yield f"log_format: {config.log_format!r} is not text or json"
     if not 0 <= config.max_connection_age_jitter < 1:
-        raise ConfigError(f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1")
-    if config.health_check_interval_seconds <= 0 or config.probe_interval_seconds <= 0:
-        raise ConfigError("health_check_interval_seconds and probe_interval_seconds must be positive")
+        yield f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1"
     if config.probe_tenants and not config.tenants_enabled:
-        raise ConfigError("probe_tenants: probes log in as a tenant's user, so they need a SASL listener")
+        yield "probe_tenants: probes log in as a tenant's user, so they need a SASL listener"
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+        yield f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR"
 
 
 def salt_secret(config: ProxyConfig) -> bytes:

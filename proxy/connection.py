@@ -377,7 +377,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.meter.tenant.connections_aged_out += 1
         self.drain("max_connection_age_seconds reached: the client reconnects, perhaps to another replica")
         # A response that never comes must not keep the connection past its age for long.
-        asyncio.get_running_loop().call_later(self.config.shutdown_timeout, self.abort)
+        asyncio.get_running_loop().call_later(self.config.shutdown_timeout_seconds, self.abort)
 
     def close(self, reason: str, api_key: int | None = None) -> None:
         """Close now; `api_key` names the request that caused it, for the log line."""

@@ -26,10 +26,14 @@ class PreLoginLimits:
     def __init__(self, config: ProxyConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_frame = min(config.sasl_max_receive_bytes, config.max_frame_bytes)
         self.memory = MemoryBudget(config.max_buffered_bytes_before_login)
-        self.max_per_ip = config.max_unauthenticated_connections_per_ip
-        self.rate = config.unauthenticated_connections_per_ip_per_sec
         self.clock = clock
         self.by_ip: dict[str, int] = {}
+        self.apply_settings(config)
+
+    def apply_settings(self, config: ProxyConfig) -> None:
+        """The per-IP limits, at start and on reload (the frame and memory caps need a restart)."""
+        self.max_per_ip = config.max_unauthenticated_connections_per_ip
+        self.rate = config.unauthenticated_connections_per_ip_per_sec
         self._rates: dict[str, TokenBucket] = {}
 
     def admit(self, ip: str) -> str | None:

@@ -29,6 +29,17 @@ class QuotaBook:
                                config.quota_idle_seconds, clock)
         self.tune_interval = config.quota_tune_interval_ms / 1000
 
+    def apply_settings(self, config: ProxyConfig) -> None:
+        """Reloaded proxy-wide quota settings: new throttles and the next tuning use them."""
+        self.max_delay = config.quota_max_delay_ms / 1000
+        self.tune_interval = config.quota_tune_interval_ms / 1000
+        rate = config.capacity_connections_per_sec
+        self.accepts = TokenBucket(rate, rate, self.clock()) if rate else None
+        self.tuner.capacity = {r: c for r, c in {PRODUCE: config.capacity_produce_bytes_per_sec,
+                                                 FETCH: config.capacity_fetch_bytes_per_sec,
+                                                 CONNECTIONS: config.capacity_connections_per_sec}.items() if c}
+        self.tuner.idle_after = config.quota_idle_seconds
+
     def for_tenant(self, tenant: Tenant) -> Meters:
         meters = self.meters.get(tenant.id)
         if meters is None:
@@ -49,10 +60,12 @@ class QuotaBook:
         return self.accepts.record(1, self.clock()) if self.accepts is not None else 0.0
 
     async def run_tuner(self) -> None:
-        if not self.tuner.capacity:
-            return
         while True:
             await asyncio.sleep(self.tune_interval)
+            if not self.tuner.capacity:  # none configured (or a reload took it away): no tuned shares
+                for meters in self.meters.values():
+                    meters.retune({})
+                continue
             tuned = self.tuner.tick(self.meters)
             for tenant_id, rates in tuned.items():
                 if rates:

@@ -12,6 +12,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable
+from typing import Any
 
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
@@ -59,6 +60,7 @@ class ProxyServer:
                                            self.secret)
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
+        self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
         self.tls = server_context(config)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
@@ -209,7 +211,7 @@ class ProxyServer:
             self.broker_versions = versions
 
     async def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish until shutdown_timeout, then close the rest."""
+        """Stop accepting, let in-flight requests finish until shutdown_timeout_seconds, then close the rest."""
         self._stopping = True
         self.draining = True
         for task in self._tasks:
@@ -223,7 +225,7 @@ class ProxyServer:
         for conn in connections:
             conn.drain()
         if connections:
-            _, late = await asyncio.wait([c.done for c in connections], timeout=self.config.shutdown_timeout)
+            _, late = await asyncio.wait([c.done for c in connections], timeout=self.config.shutdown_timeout_seconds)
             for conn in connections:
                 if not conn.done.done():
                     conn.abort()

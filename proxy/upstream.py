@@ -111,12 +111,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         """
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(config.upstream_connect_timeout or None):
+            async with asyncio.timeout(config.upstream_connect_timeout_seconds or None):
                 _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port)
                 conn.login = login
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
-            reason = str(exc) or (f"no answer within {config.upstream_connect_timeout:g} s (upstream_connect_timeout)"
+            timeout = config.upstream_connect_timeout_seconds
+            reason = str(exc) or (f"no answer within {timeout:g} s (upstream_connect_timeout_seconds)"
                                   if isinstance(exc, TimeoutError) else type(exc).__name__)
             raise UpstreamError(f"broker {host}:{port}: {reason}") from None
         return conn

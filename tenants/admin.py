@@ -1,4 +1,9 @@
-"""Operator actions on the tenants section of a parsed config file (used by the CLI)."""
+"""Operator actions on the tenants section of a parsed config file (used by the CLI).
+
+The file may be a tomlkit document, whose containers copy what is put in them: so every entry is
+built whole before it is inserted, and a container is looked up again (never kept from `setdefault`)
+before it is changed.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,18 @@ from tenantry.tenants.registry import RegistryError, default_prefix
 
 
 def _tenants(data: dict[str, Any]) -> list[dict[str, Any]]:
-    tenants: list[dict[str, Any]] = data.setdefault("tenants", [])
+    if "tenants" not in data:
+        data["tenants"] = []
+    tenants: list[dict[str, Any]] = data["tenants"]
     return tenants
+
+
+def _table(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """parent[key], made an empty table first if missing."""
+    if key not in parent:
+        parent[key] = {}
+    table: dict[str, Any] = parent[key]
+    return table
 
 
 def _find_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
@@ -27,10 +42,14 @@ def _find_user(data: dict[str, Any], tenant_id: str, name: str) -> dict[str, Any
     raise RegistryError(f"tenant {tenant_id}: no user {name}")
 
 
-def add_tenant(data: dict[str, Any], tenant_id: str, prefix: str | None = None) -> None:
+def add_tenant(data: dict[str, Any], tenant_id: str, prefix: str | None = None,
+               allow_auto_create_topics: bool = False) -> None:
     if any(t.get("id") == tenant_id for t in _tenants(data)):
         raise RegistryError(f"tenant {tenant_id}: already exists")
-    _tenants(data).append({"id": tenant_id, "prefix": prefix or default_prefix(tenant_id), "users": []})
+    entry: dict[str, Any] = {"id": tenant_id, "prefix": prefix or default_prefix(tenant_id)}
+    if allow_auto_create_topics:
+        entry["allow_auto_create_topics"] = True
+    _tenants(data).append(entry)
 
 
 def remove_tenant(data: dict[str, Any], tenant_id: str) -> None:
@@ -41,14 +60,16 @@ def remove_tenant(data: dict[str, Any], tenant_id: str) -> None:
 def add_user(data: dict[str, Any], tenant_id: str, name: str, mechanism: str, password: str) -> None:
     """Add a user, or a further mechanism to an existing user of that tenant."""
     tenant = _find_tenant(data, tenant_id)
-    users: list[dict[str, Any]] = tenant.setdefault("users", [])
-    user = next((u for u in users if u.get("name") == name), None)
-    if user is None:
-        user = {"name": name, "credentials": {}}
-        users.append(user)
-    elif mechanism in user.get("credentials", {}):
+    user = next((u for u in tenant.get("users", []) if u.get("name") == name), None)
+    if user is not None and mechanism in user.get("credentials", {}):
         raise RegistryError(f"user {name}: already has {mechanism}; use `user passwd` to change it")
-    user.setdefault("credentials", {})[mechanism] = create_credential(mechanism, password).to_dict()
+    credential = create_credential(mechanism, password).to_dict()
+    if user is not None:
+        _table(user, "credentials")[mechanism] = credential
+    elif "users" in tenant:
+        tenant["users"].append({"name": name, "credentials": {mechanism: credential}})
+    else:
+        tenant["users"] = [{"name": name, "credentials": {mechanism: credential}}]
 
 
 def remove_user(data: dict[str, Any], tenant_id: str, name: str) -> None:
@@ -70,10 +91,10 @@ def set_quotas(data: dict[str, Any], tenant_id: str, values: dict[str, float | N
                user: str | None = None) -> dict[str, Any]:
     """Set (a positive number) or remove (0) quotas of a tenant, or of one of its users; returns them."""
     tenant = _find_tenant(data, tenant_id)
-    quotas: dict[str, Any] = tenant.setdefault("quotas", {})
+    quotas = _table(tenant, "quotas")
     if user is not None:
         _find_user(data, tenant_id, user)
-        quotas = quotas.setdefault("users", {}).setdefault(user, {})
+        quotas = _table(_table(quotas, "users"), user)
     for key, value in values.items():
         if value is None:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -23,6 +24,8 @@ from tenantry.tenants.quotas import QuotaError, QuotaSpec
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}")
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+TENANT_KEYS = ("id", "prefix", "users", "allow_auto_create_topics", "quotas", "limits")
+USER_KEYS = ("name", "credentials")
 
 
 class RegistryError(ValueError):
@@ -137,6 +140,7 @@ def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant
     if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
         raise RegistryError(f"tenant {tenant_id!r}: an id is 1-63 lowercase letters, digits and '-', "
                             "starting with a letter or digit")
+    _no_unknown_keys(f"tenant {tenant_id}", entry, TENANT_KEYS)
     prefix = entry.get("prefix", default_prefix(tenant_id))
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         raise RegistryError(f"tenant {tenant_id}: prefix {prefix!r} must be 1-64 of [a-zA-Z0-9._-], "
@@ -170,10 +174,20 @@ def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant
     return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits)
 
 
+def _no_unknown_keys(where: str, entry: dict[str, Any], known: tuple[str, ...]) -> None:
+    """A misspelt key would otherwise be ignored, and its setting silently left at the default."""
+    for key in entry:
+        if key not in known:
+            guess = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {guess[0]!r}?" if guess else f"known: {', '.join(known)}"
+            raise RegistryError(f"{where}: unknown key {key!r}; {hint}")
+
+
 def _user_from_dict(tenant_id: str, entry: dict[str, Any]) -> User:
     name = entry.get("name")
     if not isinstance(name, str) or not _USER.fullmatch(name):
         raise RegistryError(f"tenant {tenant_id}: user name {name!r} must be 1-128 of [A-Za-z0-9._@-]")
+    _no_unknown_keys(f"tenant {tenant_id} user {name}", entry, USER_KEYS)
     credentials: dict[str, Credential] = {}
     for mechanism, stored in entry.get("credentials", {}).items():
         if mechanism not in MECHANISMS:

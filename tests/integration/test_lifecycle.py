@@ -52,7 +52,7 @@ def test_bad_configuration_fails_fast_naming_the_field():
 def test_unreachable_upstream_fails_start_with_a_clear_message():
     dead = free_port()
     result = subprocess.run([*TENANTRY, "serve", "--upstream", f"127.0.0.1:{dead}", "--listen",
-                             f"127.0.0.1:{free_port()}", "--upstream-connect-timeout", "2",
+                             f"127.0.0.1:{free_port()}", "--upstream-connect-timeout-seconds", "2",
                              "--listener-security-protocol", "PLAINTEXT"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1

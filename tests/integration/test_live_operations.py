@@ -140,7 +140,7 @@ def test_connections_past_their_age_are_replaced_without_losing_acknowledged_mes
 
 
 def test_a_drain_on_sigterm_loses_no_acknowledged_message(kafka, tmp_path, tenant_proxy):
-    proxy, _, _ = serve(kafka, tmp_path, "--shutdown-timeout", "10")
+    proxy, _, _ = serve(kafka, tmp_path, "--shutdown-timeout-seconds", "10")
     alice = client_config(proxy, "alice")
     topic = unique("drain")
     create(alice, topic)

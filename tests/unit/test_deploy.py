@@ -123,7 +123,7 @@ def test_deployment_probes_hit_the_health_endpoints_on_the_metrics_port():
     assert all(ports[f"broker-{n}"] == base + n for n in (1, 2, 3))
     # The grace period outlasts the proxy's own drain deadline.
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace > float(settings["TENANTRY_SHUTDOWN_TIMEOUT"])
+    assert grace > float(settings["TENANTRY_SHUTDOWN_TIMEOUT_SECONDS"])
     service_targets = {p["targetPort"] for p in docs["Service"]["spec"]["ports"]}
     assert service_targets <= set(ports)
 
