@@ -4,28 +4,44 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KAFKA_VERSION ?= 4.3.1
 PYTEST_ARGS ?=
 
-.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick microbench fuzz deps system-deps kafka-jars clean
+.PHONY: test test-unit test-kafka39 demo lint codegen bench bench-quick microbench fuzz deps system-deps \
+	demo-system-deps kafka-jars clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
+# What the proxy itself needs (and so the demo): no test or benchmark packages.
+$(RUNTIME_STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo ">> installing tenantry and its runtime packages into $(VENV)"
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	@echo ">> installing the test and benchmark packages into $(VENV)"
+	@$(BIN)/pip install -q -e '.[test,bench]'
 	@touch $(STAMP)
 
-system-deps:
-	@command -v kcat >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kcat; }
-	@command -v java >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jdk-headless; }
-	@command -v mvn >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q maven; }
+# kcat for the demo's printed commands; Java and Maven run the broker.
+demo-system-deps:
+	@command -v kcat >/dev/null 2>&1 || { echo ">> installing kcat (Debian)"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kcat; }
+	@command -v java >/dev/null 2>&1 || { echo ">> installing Java 17 (Debian)"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jdk-headless; }
+	@command -v mvn >/dev/null 2>&1 || { echo ">> installing Maven (Debian)"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q maven; }
+
+system-deps: demo-system-deps
 	@# promtool checks and unit-tests deploy/prometheus (Debian packages it with the server, which is not started)
-	@command -v promtool >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	@command -v promtool >/dev/null 2>&1 || { echo ">> installing promtool (Debian)"; $(SUDO) apt-get update -q && \
 		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; }
 
-kafka-jars: $(STAMP) system-deps
-	$(BIN)/python -c "from tenantry.localkafka import resolve_jars; print(resolve_jars('$(KAFKA_VERSION)'))"
+kafka-jars: $(RUNTIME_STAMP) demo-system-deps
+	@echo ">> Kafka $(KAFKA_VERSION) jars from Maven Central (cached in ~/.cache/tenantry/kafka; slow only the first time)"
+	@$(BIN)/python -c "from tenantry.localkafka import resolve_jars; print(resolve_jars('$(KAFKA_VERSION)'))" >/dev/null
 
 deps: $(STAMP) system-deps kafka-jars
 
@@ -41,8 +57,8 @@ test-kafka39:
 	$(MAKE) kafka-jars KAFKA_VERSION=3.9.2
 	TENANTRY_TEST_KAFKA_VERSION=3.9.2 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## A local broker and the proxy in the foreground; Ctrl-C stops both.
-demo: deps
+## A local broker and the proxy in the foreground; Ctrl-C stops both. Installs only what they need.
+demo: $(RUNTIME_STAMP) demo-system-deps kafka-jars
 	$(BIN)/python -m tenantry.localkafka.demo
 
 # mypy and import-linter cannot follow setuptools' editable-install finder, so they check a symlinked tenantry/ view.

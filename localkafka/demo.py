@@ -53,10 +53,12 @@ def main() -> int:
     broker = KafkaBroker(workdir / "kafka", extra_properties=AUTHORIZER)  # tenants reach it as their own users
     proxy: subprocess.Popen[bytes] | None = None
     try:
-        print(f"Starting a local Kafka broker in {workdir} ...", flush=True)
+        print(f">> starting a local Kafka broker in {workdir} (about 10 s)", flush=True)
         broker.start()
         config = workdir / "tenantry.toml"
+        print(">> adding the demo tenants acme and globex with the tenantry CLI", flush=True)
         write_demo_tenants(config)
+        print(f">> starting the proxy on {LISTEN}", flush=True)
         env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
         proxy = subprocess.Popen(
             [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--config", str(config),
@@ -90,11 +92,14 @@ Try it in another terminal. Both tenants use the topic name "orders":
   {alice} -L                       # acme's topics; every broker is the proxy
   kcat -b {broker.bootstrap} -L | grep orders   # the broker holds acme.orders and globex.orders
 
-Quotas change live. Hold acme to 100 kB/s of produce, then time 2 MB (about 20 s; globex stays fast):
+Quotas change live. Hold acme to 100 kB/s of produce, then time 2 MB (about 20 s; globex stays fast).
+`tenantry reload` makes the proxy apply the file now (it also notices within a few seconds by itself):
   {tenantry} quota set acme --produce-bytes-per-sec 100000 --config {config}
-  head -c 1500000 /dev/urandom | base64 -w 1000 | {alice} -t orders -P -z none
+  {tenantry} reload --url {METRICS}
+  time (head -c 1500000 /dev/urandom | base64 -w 1000 | {alice} -t orders -P -z none)
   {tenantry} quota show acme --config {config}
   {tenantry} quota set acme --produce-bytes-per-sec 0 --config {config}   # 0 removes it
+  {tenantry} reload --url {METRICS}
 
 Watch it as an operator (acme also runs the end-to-end probe, on its topic tenantry-probe):
   {tenantry} status --url http://{METRICS}

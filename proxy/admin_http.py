@@ -1,5 +1,6 @@
 """The operators' HTTP listener: /metrics for Prometheus, /healthz and /readyz for probes, /status for
-`tenantry status`.
+`tenantry status`, and POST /reload for `tenantry reload` (re-reads the config file, as SIGHUP does, and
+answers once it is applied: a script can change a quota and know the next request meets it).
 
 It runs on the proxy's event loop (aiohttp), so a scrape reads the counters between two requests,
 never in the middle of one. /healthz answering at all shows the loop is alive.
@@ -34,13 +35,14 @@ class AdminListener:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/status", self.status)
+        app.router.add_post("/reload", self.reload)
         return app
 
     async def start(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
-        log.info("metrics and health on http://%s:%d (/metrics /healthz /readyz /status)", host, port)
+        log.info("metrics and health on http://%s:%d (/metrics /healthz /readyz /status, POST /reload)", host, port)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -53,6 +55,15 @@ class AdminListener:
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"alive": True, "event_loop_lag_seconds": self.server.stats.loop_lag_last})
+
+    async def reload(self, request: web.Request) -> web.Response:
+        from tenantry.proxy.reload import reload_config
+
+        path = self.server.config_path
+        if path is None:
+            return web.json_response({"reloaded": False, "error": "the proxy runs without a config file"}, status=409)
+        applied = reload_config(self.server, path)
+        return web.json_response({"reloaded": applied, "file": str(path)}, status=200 if applied else 422)
 
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self.server.health.readiness()

@@ -5,6 +5,7 @@
     tenantry kafka stop --dir DIR
     tenantry tenant add|list|remove ...   /   tenantry user add|remove|passwd ...
     tenantry config check FILE
+    tenantry reload [--url HOST:PORT | --config FILE]
     tenantry status [--url HOST:PORT | --config FILE] [--json]
     tenantry --version
 """
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
                         help="or the proxy's config file, to read metrics_listen from (env TENANTRY_CONFIG)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
+    reload = sub.add_parser("reload", help="make a running proxy re-read its config file now, as SIGHUP does, and "
+                                           "wait until it has")
+    reload.add_argument("--url", default=os.environ.get("TENANTRY_STATUS_URL"), metavar="HOST:PORT",
+                        help="the proxy's metrics_listen (env TENANTRY_STATUS_URL)")
+    reload.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
+                        help="or the proxy's config file, to read metrics_listen from (env TENANTRY_CONFIG)")
     cli_tenants.add_parsers(sub)
     cli_config.add_parsers(sub)
     return parser
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args)
     if args.command == "config":
         return cli_config.run(args)
+    if args.command == "reload":
+        return _reload(args)
     return cli_tenants.run(args)
 
 
@@ -178,6 +187,7 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
 
     server = ProxyServer(config, registry)
     server.overrides = overrides  # a reload reads the file again, but flags still win over it
+    server.config_path = config_path if config.tenants_enabled else None
     try:
         await server.start()
     except (UpstreamError, OSError) as exc:
@@ -212,13 +222,9 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
-    import json
+def _admin_url(args: argparse.Namespace) -> str | None:
+    """The running proxy's metrics_listen, from --url or the config file; None (and a message) if neither."""
     import tomllib
-    import urllib.error
-    import urllib.request
-
-    from tenantry.proxy.status import render
 
     url = args.url
     if not url and args.config:
@@ -226,24 +232,57 @@ def _status(args: argparse.Namespace) -> int:
             data = tomllib.loads(Path(args.config).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             print(f"tenantry: cannot read {args.config}: {exc}", file=sys.stderr)
-            return 2
+            return None
         url = data.get("proxy", data).get("metrics_listen", "")
     if not url:
         print("tenantry: give --url HOST:PORT (the proxy's metrics_listen) or a --config that sets "
               "metrics_listen", file=sys.stderr)
-        return 2
+        return None
     try:
-        url = status_url(url)
+        return status_url(url)
     except ConfigError as exc:
         print(f"tenantry: {exc}", file=sys.stderr)
+        return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tenantry.proxy.status import render
+
+    url = _admin_url(args)
+    if url is None:
         return 2
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/status", timeout=10) as answer:
+        with urllib.request.urlopen(url + "/status", timeout=10) as answer:
             status = json.load(answer)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"tenantry: no status from {url}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = _admin_url(args)
+    if url is None:
+        return 2
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "/reload", method="POST"), timeout=30) as answer:
+            result = json.load(answer)
+    except urllib.error.HTTPError as exc:
+        print(f"tenantry: the proxy refused the reload ({exc.code}); its log says why", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"tenantry: no answer from {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"reloaded {result['file']}")
     return 0
 
 

@@ -128,7 +128,7 @@ class ProxyConfig:
     log_format: str = field(default="text", metadata=_opt(
         "text, or json for one JSON object per line with tenant, user, client_id and peer fields."))
     metrics_listen: str = field(default="", metadata=_opt(
-        "host:port of the HTTP listener for /metrics, /healthz, /readyz and /status (empty: off). It "
+        "host:port of the HTTP listener for /metrics, /healthz, /readyz, /status and POST /reload (empty: off). It "
         "names every tenant: keep it on an operators' network."))
     metrics_label_limit: int = field(default=0, metadata=_opt(
         "Also count traffic by client id and by produced topic, for at most this many of each per tenant "

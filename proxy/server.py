@@ -12,6 +12,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 from tenantry.protocol.messages.api_keys import ApiKey
@@ -61,6 +62,7 @@ class ProxyServer:
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
         self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
+        self.config_path: Path | None = None  # the file reloads read (SIGHUP, changes, POST /reload)
         self.tls = server_context(config)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
