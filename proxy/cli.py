@@ -188,16 +188,26 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
     server = ProxyServer(config, registry)
     server.overrides = overrides  # a reload reads the file again, but flags still win over it
     server.config_path = config_path if config.tenants_enabled else None
-    try:
-        await server.start()
-    except (UpstreamError, OSError) as exc:
-        log.error("cannot start: %s", exc)
-        await server.shutdown()
-        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Start-up waits for the cluster for as long as it takes; a signal meanwhile stops it cleanly.
+    starting = loop.create_task(server.start())
+    stopping = loop.create_task(stop.wait())
+    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        log.info("stopped before the upstream cluster could be reached")
+        await server.shutdown()
+        return 0
+    stopping.cancel()
+    try:
+        starting.result()
+    except (UpstreamError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        await server.shutdown()
+        return 1
     watcher = None
     if config.tenants_enabled and config_path is not None:
         from tenantry.proxy.reload import reload_config, watch

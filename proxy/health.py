@@ -1,9 +1,10 @@
 """Liveness and readiness, and the state of each upstream broker.
 
 Every `health_check_interval_seconds` the proxy opens a connection to each broker it knows, as it
-would for a client (ApiVersions and its own SASL login), and closes it. Ready means: serving (not
-draining for a shutdown) and at least one bootstrap server answered the last check, so a new
-client can get in.
+would for a client (ApiVersions and its own SASL login), and closes it. Ready means: started (the
+upstream cluster answered at least once, so the client listener is open), serving (not draining for a
+shutdown), a listener open for every broker (a port that could not be had is retried at each check),
+and at least one bootstrap server answered the last check, so a new client can get in.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ log = logging.getLogger("tenantry.health")
 class Health:
     def __init__(self, server: ProxyServer) -> None:
         self.server = server
-        self.upstream_ok = True  # the server only starts once the upstream has answered
+        self.upstream_ok = False
+        self.started_up = False  # the upstream answered at start, and the client listener opened
         self.errors: dict[str, str] = {}  # broker -> why its last check failed
+        self.listener_failures: dict[int, str] = {}  # broker -> why its listener could not open
         self.checked_at = 0.0
+
+    def starting(self, error: str) -> None:
+        """The upstream cluster did not answer at start: not ready, and /readyz says why."""
+        self.errors["bootstrap"] = error
+        self.checked_at = time.time()
+
+    def started(self) -> None:
+        self.errors.pop("bootstrap", None)
+        self.upstream_ok = self.started_up = True
 
     async def run(self) -> None:
         while True:
@@ -36,6 +48,10 @@ class Health:
 
     async def check(self) -> None:
         server = self.server
+        if self.listener_failures:
+            pending = server.retry_listeners()
+            if pending is not None:
+                await pending
         targets = [(BOOTSTRAP, a) for a in server.config.upstream_addresses()]
         targets += [(str(node), address) for node, address in sorted(server.brokers.items())]
         results = await asyncio.gather(*(self._check_one(label, host, port) for label, (host, port) in targets))
@@ -67,7 +83,7 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        return self.upstream_ok and not self.server.draining
+        return self.started_up and self.upstream_ok and not self.server.draining and not self.listener_failures
 
     def readiness(self) -> dict[str, Any]:
         """Why the proxy is or is not ready, for /readyz."""
@@ -75,7 +91,9 @@ class Health:
             "ready": self.ready,
             "config_loaded": True,
             "draining": self.server.draining,
+            "started": self.started_up,
             "upstream_reachable": self.upstream_ok,
             "upstream_errors": sorted(self.errors.values()),
+            "broker_listeners_failed": {str(node): why for node, why in sorted(self.listener_failures.items())},
             "last_check": self.checked_at or None,
         }

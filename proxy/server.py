@@ -77,8 +77,13 @@ class ProxyServer:
         self._login_registry: tuple[Registry, Registry] | None = None  # (config's, with probe users)
 
     async def start(self) -> None:
+        # The operators' listener comes first, so that while the cluster cannot be reached an orchestrator
+        # sees a live process that is not ready, instead of one that crashes and restarts in a loop.
+        if self.config.metrics_listen:
+            self.admin = AdminListener(self)
+            await self.admin.start(*split_host_port(self.config.metrics_listen, "metrics_listen"))
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
-        await self.refresh_brokers()
+        await self._reach_cluster()
         if self.identities.mode != "service":
             service = await self.open_upstream(None, None)
             try:
@@ -94,9 +99,25 @@ class ProxyServer:
             self.quotas.run_tuner(), self.health.run(), monitor.watch(self.stats, self.usage))]
         if self.probe is not None:
             self._tasks.append(loop.create_task(self.probe.run()))
-        if self.config.metrics_listen:
-            self.admin = AdminListener(self)
-            await self.admin.start(*split_host_port(self.config.metrics_listen, "metrics_listen"))
+
+    def retry_listeners(self) -> Awaitable[object] | None:
+        """Try again to open the listeners of brokers whose port could not be had."""
+        return self.learn_brokers([(n, *self.brokers[n]) for n in self.health.listener_failures if n in self.brokers])
+
+    async def _reach_cluster(self) -> None:
+        """Ask the upstream for its brokers until it answers, backing off up to 30 s between tries."""
+        delay = 1.0
+        while True:
+            try:
+                await self.refresh_brokers()
+            except UpstreamError as exc:
+                self.health.starting(str(exc))
+                log.error("the upstream cluster cannot be reached (%s); not ready, retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.health.started()
+            return
 
     def memory_for(self, tenant_id: str) -> TenantBudget:
         """A tenant's part of the large-frame budget (max_buffered_bytes_per_tenant)."""
@@ -164,9 +185,11 @@ class ProxyServer:
             self.listeners[node_id] = await asyncio.get_running_loop().create_server(
                 lambda: ClientConnection(self, node_id), self.config.listen_host, port, reuse_address=True,
                 ssl=self.tls)
+            self.health.listener_failures.pop(node_id, None)
         except OSError as exc:
-            log.error("cannot listen for broker %d on port %d: %s; clients cannot reach that broker",
-                      node_id, port, exc)
+            self.health.listener_failures[node_id] = f"port {port}: {exc.strerror or exc}"
+            log.error("cannot listen for broker %d on port %d: %s; clients cannot reach that broker, and the "
+                      "proxy is not ready until it can (retried at every health check)", node_id, port, exc)
         finally:
             self._opening.pop(node_id, None)
 

@@ -49,14 +49,89 @@ def test_bad_configuration_fails_fast_naming_the_field():
     assert "listen: 'nonsense' is not host:port" in result.stderr
 
 
-def test_unreachable_upstream_fails_start_with_a_clear_message():
-    dead = free_port()
-    result = subprocess.run([*TENANTRY, "serve", "--upstream", f"127.0.0.1:{dead}", "--listen",
-                             f"127.0.0.1:{free_port()}", "--upstream-connect-timeout-seconds", "2",
-                             "--listener-security-protocol", "PLAINTEXT"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 1
-    assert f"127.0.0.1:{dead}" in result.stderr and "cannot start" in result.stderr
+def readiness(metrics: str) -> tuple[int, dict[str, object]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=5) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused)
+
+
+def test_with_the_cluster_down_at_start_the_proxy_waits_not_ready_then_serves_when_it_appears(tmp_path):
+    from tenantry.localkafka import KafkaBroker
+
+    from .helpers import wait_for
+
+    upstream, listen, metrics = free_port(), free_port(), f"127.0.0.1:{free_port()}"
+    log = tmp_path / "proxy.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([*TENANTRY, "serve", "--upstream", f"127.0.0.1:{upstream}", "--listen",
+                                    f"127.0.0.1:{listen}", "--metrics-listen", metrics,
+                                    "--upstream-connect-timeout-seconds", "2", "--listener-security-protocol",
+                                    "PLAINTEXT"], stdout=out, stderr=subprocess.STDOUT)
+    broker = KafkaBroker(tmp_path / "late-kafka", version=KAFKA_VERSION, port=upstream)
+    try:
+        wait_for(lambda: "retrying" in log.read_text(), 30, "a failed first attempt")
+        status, why = readiness(metrics)
+        assert status == 503 and why["started"] is False and f"127.0.0.1:{upstream}" in str(why["upstream_errors"])
+        assert process.poll() is None and not api_versions_answers("127.0.0.1", listen)
+        broker.start()
+        wait_for(lambda: readiness(metrics)[0] == 200, 90, "the proxy to become ready")
+        assert api_versions_answers("127.0.0.1", listen)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        broker.stop()
+    assert code == 0, log.read_text()
+
+
+def test_a_signal_while_waiting_for_the_cluster_stops_the_proxy_cleanly(tmp_path):
+    from .helpers import wait_for
+
+    log = tmp_path / "proxy.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([*TENANTRY, "serve", "--upstream", f"127.0.0.1:{free_port()}", "--listen",
+                                    f"127.0.0.1:{free_port()}", "--listener-security-protocol", "PLAINTEXT"],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "retrying" in log.read_text(), 30, "a failed first attempt")
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert "cannot be reached" in log.read_text()
+
+
+def test_readyz_is_503_while_a_brokers_listener_cannot_open_and_recovers_when_it_can(kafka, tmp_path):
+    import socket
+
+    from .helpers import wait_for
+
+    base, metrics = free_port() - 1, f"127.0.0.1:{free_port()}"
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", base + 1))
+    squatter.listen()
+    log = tmp_path / "proxy.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([*TENANTRY, "serve", "--upstream", kafka.bootstrap, "--listen",
+                                    f"127.0.0.1:{free_port()}", "--broker-port-base", str(base), "--metrics-listen",
+                                    metrics, "--health-check-interval-seconds", "1",
+                                    "--listener-security-protocol", "PLAINTEXT"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "cannot listen for broker 1" in log.read_text(), 30, "the listener to fail")
+        status, why = readiness(metrics)
+        assert status == 503 and "1" in why["broker_listeners_failed"]
+        squatter.close()
+        wait_for(lambda: readiness(metrics)[0] == 200, 30, "the listener to open at a later health check")
+        assert api_versions_answers("127.0.0.1", base + 1)
+    finally:
+        squatter.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
 
 
 def test_kafka_start_and_stop_from_the_cli(tmp_path):

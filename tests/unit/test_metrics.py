@@ -167,7 +167,12 @@ def test_errors_and_apis_are_labelled_by_kafkas_names():
 
 def test_a_server_that_is_draining_is_not_ready():
     server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"]}), Registry())
+    assert not server.health.ready  # not until the upstream answered once
+    server.health.started()
     assert server.health.ready
+    server.health.listener_failures[2] = "port 9102: in use"
+    assert not server.health.ready and server.health.readiness()["broker_listeners_failed"] == {"2": "port 9102: in use"}
+    server.health.listener_failures.clear()
     server.draining = True
     assert not server.health.ready and server.health.readiness()["draining"] is True
 
