@@ -75,7 +75,7 @@ def test_dashboard_is_grafana_json_with_a_tenant_and_a_fleet_view():
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
     assert rows == ["Tenant: $tenant", "Fleet"]
     variables = {v["name"] for v in dashboard["templating"]["list"]}
-    assert variables == {"datasource", "instance", "tenant"}
+    assert variables == {"datasource", "job", "instance", "tenant"}
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     for panel in panels:
@@ -84,6 +84,45 @@ def test_dashboard_is_grafana_json_with_a_tenant_and_a_fleet_view():
     for metric in ("tenantry_bytes_in_total", "tenantry_request_latency_seconds_bucket",
                    "tenantry_throttle_seconds_total", "tenantry_response_errors_total", "tenantry_connections_active"):
         assert any(metric in e for e in per_tenant), metric
+
+
+def test_process_metrics_on_the_dashboard_are_the_proxys_own_job():
+    # process_* families come from every Python exporter: without the job, another service on the same
+    # instance would be drawn as a proxy replica.
+    shared = [e for e in dashboard_exprs() if "process_" in e]
+    assert shared and all('job=~"$job"' in e for e in shared)
+
+
+OPERATOR = KUBERNETES / "prometheus-operator"
+RULE_HEADER = ("# The alert rules of deploy/prometheus/alerts.yml for the Prometheus operator. Generated from that "
+               "file;\n# `make test` checks that the two hold the same rules. Regenerate after changing alerts.yml:\n"
+               "#   python -m tests.unit.test_deploy\n")
+
+
+def prometheus_rule_text() -> str:
+    rules = yaml.safe_load(ALERTS.read_text())
+    doc = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "tenantry"},
+           "spec": {"groups": rules["groups"]}}
+    return RULE_HEADER + yaml.safe_dump(doc, sort_keys=False, width=110)
+
+
+def test_the_prometheus_rule_holds_exactly_the_alert_rules():
+    rule = OPERATOR / "prometheusrule.yaml"
+    assert yaml.safe_load(rule.read_text())["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"]
+    assert rule.read_text() == prometheus_rule_text(), "regenerate: python -m tests.unit.test_deploy"
+
+
+def test_the_service_monitor_scrapes_the_services_metrics_port():
+    monitor = yaml.safe_load((OPERATOR / "servicemonitor.yaml").read_text())
+    service = manifests()["Service"]
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    service_labels = {**service["metadata"].get("labels", {}), **kustomization["labels"][0]["pairs"]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]} and endpoint["path"] == "/metrics"
+    assert 'job=~"tenantry.*"' in ALERTS.read_text() and service["metadata"]["name"].startswith("tenantry")
+    listed = set(yaml.safe_load((OPERATOR / "kustomization.yaml").read_text())["resources"])
+    assert listed == {"servicemonitor.yaml", "prometheusrule.yaml"}
 
 
 def test_every_alert_the_issue_names_exists():
@@ -162,3 +201,7 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [line for line in result.stderr.splitlines() if str(unit.name) in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+if __name__ == "__main__":
+    (OPERATOR / "prometheusrule.yaml").write_text(prometheus_rule_text())
