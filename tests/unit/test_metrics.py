@@ -171,7 +171,8 @@ def test_a_server_that_is_draining_is_not_ready():
     server.health.started()
     assert server.health.ready
     server.health.listener_failures[2] = "port 9102: in use"
-    assert not server.health.ready and server.health.readiness()["broker_listeners_failed"] == {"2": "port 9102: in use"}
+    assert not server.health.ready
+    assert server.health.readiness()["broker_listeners_failed"] == {"2": "port 9102: in use"}
     server.health.listener_failures.clear()
     server.draining = True
     assert not server.health.ready and server.health.readiness()["draining"] is True
