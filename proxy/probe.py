@@ -4,10 +4,13 @@ they take.
 
 The probe user is made up at start, with a random password that exists only in this process's
 memory; its name, ``tenantry:probe:<tenant>``, has a ':' that no configured user name may have. It
-goes through everything a client does (SASL, namespaces, quotas, the broker) on the topic
-``tenantry-probe`` in the tenant's namespace, which it creates (one partition) if needed, so the
-topic is visible to the tenant and counts against its topic limits. It is replicated to up to three
-brokers.
+goes through everything a client does (SASL, namespaces, the broker) on the topic ``tenantry-probe``
+in the tenant's namespace, which it creates (one partition) if needed, so the topic is visible to the
+tenant and counts against its topic limits. It is replicated to up to three brokers.
+
+It never takes from the tenant it watches: its connections, bytes and requests are not counted against
+the tenant's quotas or connection limits (see :mod:`.stages.login`), so a tenant at its limits is not
+pushed over them, or throttled, by the probe. The probe measures the path, not the tenant's headroom.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from tenantry.proxy.stats import Histogram
 from tenantry.tenants.credentials import ScramCredential
-from tenantry.tenants.registry import User
+from tenantry.tenants.registry import PROBE_USER_PREFIX, User
 
 if TYPE_CHECKING:
     from tenantry.proxy.server import ProxyServer
@@ -41,7 +44,7 @@ _STAMP = struct.Struct(">d")
 
 
 def probe_user_name(tenant_id: str) -> str:
-    return f"tenantry:probe:{tenant_id}"
+    return f"{PROBE_USER_PREFIX}{tenant_id}"
 
 
 class TenantProbe:

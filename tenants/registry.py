@@ -24,6 +24,9 @@ from tenantry.tenants.quotas import QuotaError, QuotaSpec
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}")
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+#: The end-to-end probe's hidden users are `tenantry:probe:<tenant>`: no configured user name may hold a ':',
+#: so no tenant's user can pass for one.
+PROBE_USER_PREFIX = "tenantry:probe:"
 TENANT_KEYS = ("id", "prefix", "users", "allow_auto_create_topics", "quotas", "limits")
 USER_KEYS = ("name", "credentials")
 
@@ -51,6 +54,10 @@ class Tenant:
     @property
     def namespace(self) -> Namespace:
         return Namespace(self.prefix)
+
+
+def is_probe_user(name: str) -> bool:
+    return name.startswith(PROBE_USER_PREFIX)
 
 
 def default_prefix(tenant_id: str) -> str:

@@ -25,6 +25,7 @@ from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Close, Outcome, Suspend
 from tenantry.tenants.auth import AuthenticationFailed
 from tenantry.tenants.quotas import CONNECTIONS
+from tenantry.tenants.registry import is_probe_user
 
 if TYPE_CHECKING:
     from tenantry.proxy.stage_context import StageContext
@@ -124,6 +125,9 @@ async def _admit(ctx: StageContext) -> Outcome | None:
     """
     principal = _auth(ctx).principal
     assert principal is not None
+    if is_probe_user(principal.name):  # the probe watches the tenant, never takes from its quotas or limits
+        ctx.logged_in()
+        return None
     quotas = ctx.quotas
     meters = quotas.for_tenant(principal.tenant)
     stats = ctx.meter.stats.tenant(principal.tenant.id)

@@ -105,3 +105,30 @@ def test_sasl_authenticate_suspends_while_the_token_is_checked():
     outcome = login.sasl(exchange(SaslAuthenticateRequest(auth_bytes=PLAIN_ALICE), 2), ctx)
     assert isinstance(outcome, Suspend)
     outcome.until.close()
+
+
+async def test_the_probe_user_takes_nothing_from_its_tenants_quotas_or_connection_limits():
+    from benchmarks.inprocess import acme
+    from tenantry.protocol.messages.metadata_request import MetadataRequest
+    from tenantry.proxy.stages import admission, quotas
+    from tenantry.tenants.credentials import create_credential
+    from tenantry.tenants.registry import User
+
+    tenants = acme(quotas={"requests_per_sec": 1, "max_connections": 1, "connections_per_sec": 1})
+    probe = User("tenantry:probe:acme", {"PLAIN": create_credential("PLAIN", "probe-secret")})
+    with_probe = tenants.with_users({"acme": probe})
+    book = FakeContext(with_probe).quotas  # one proxy: every connection meets the same meters
+    for _ in range(3):  # more connections than max_connections, faster than connections_per_sec
+        ctx = FakeContext(with_probe)
+        ctx.quotas = book
+        answer = await log_in(ctx, b"\0tenantry:probe:acme\0probe-secret")
+        assert answer.response.error_code == 0 and ctx.logins == 1 and ctx.throttler is None
+        for corr in range(5):  # more requests than requests_per_sec: none charged, none throttled
+            ex = exchange(MetadataRequest(topics=[]), 12, corr=corr)
+            assert admission.offered(ex, ctx) is None and quotas.charge(ex, ctx) is None
+            assert ex.throttle_until == 0
+    meters = book.for_tenant(with_probe.tenants["acme"])
+    assert meters.connections == 0 and meters.used["requests"] == 0
+    alice = FakeContext(with_probe)
+    alice.quotas = book
+    assert (await log_in(alice)).response.error_code == 0 and alice.throttler is not None  # the tenant's slot
