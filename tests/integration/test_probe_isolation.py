@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, TopicPartition
-
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from .conftest import GROUP_PROTOCOLS, client_config, start_proxy, stop_checked, unique, write_tenants
 from .helpers import wait_for
