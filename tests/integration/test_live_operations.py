@@ -58,6 +58,9 @@ class SteadyProducer:
         self._stop.set()
         self._thread.join(10)
         self.producer.flush(flush)
+        # Its delivery callbacks point back here: the cycle would keep librdkafka alive, reconnecting to a
+        # stopped proxy (and logging so) for the rest of the session. Dropping it lets it go now.
+        del self.producer
 
     def __exit__(self, *exc: object) -> None:
         if not self._stop.is_set():
