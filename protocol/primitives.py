@@ -35,6 +35,9 @@ ZERO_COPY_THRESHOLD = 1024
 
 
 def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
+    byte = buf[pos]
+    if byte < 0x80:  # nearly every length, count and tag fits in one byte: no loop for those
+        return byte, pos + 1
     result = 0
     shift = 0
     while True:
@@ -77,6 +80,9 @@ def _check(buf: memoryview, end: int) -> None:
 def _length(buf: memoryview, pos: int, compact: bool, wide: bool) -> tuple[int, int]:
     """Length prefix of a string/bytes/array; -1 means null."""
     if compact:
+        byte = buf[pos]
+        if byte < 0x80:  # the common one-byte length, without a call
+            return byte - 1, pos + 1
         n, pos = read_uvarint(buf, pos)
         return n - 1, pos
     if wide:
