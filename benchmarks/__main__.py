@@ -50,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(broker, args.kafka_version, Path(tmp), args.quick, peers)
         if "ceiling" in chosen or "latency" in chosen:
             results["ceiling"] = ceiling.run(bench)
-            print(f"ceiling: produce {results['ceiling']['ratio_produce']:.2f}, consume "
-                  f"{results['ceiling']['ratio_consume']:.2f} of direct", file=sys.stderr)
+            c = results["ceiling"]
+            print(f"ceiling, tenant mode: produce {c['ratio_produce']:.2f}, consume {c['ratio_consume']:.2f} "
+                  "of direct; "
+                  f"proxy CPU {c['produce_proxy']['proxy_cpu_s_per_gb']:.2f} / "
+                  f"{c['consume_proxy']['proxy_cpu_s_per_gb']:.2f} s per GB produced / consumed", file=sys.stderr)
         if "latency" in chosen:
             results["latency"] = latency.run(bench, results["ceiling"]["produce_direct"]["records_per_sec"])
         if "tenants" in chosen:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import tomli_w
 from tqdm import tqdm
 
-from benchmarks.processes import serving
+from benchmarks.processes import serving, usage
 from benchmarks.scrape import Histogram, histogram
 from tenantry.localkafka import KafkaBroker
 from tenantry.localkafka.broker import SERVICE_PASSWORD, SERVICE_USER, free_port
@@ -28,6 +27,9 @@ from tenantry.tenants import admin
 
 #: The password of every generated bench user: throwaway, local, printed in the report.
 BENCH_PASSWORD = "bench-password"
+#: Quotas on every tenant of a tenant-mode throughput run: configured, as users run it, and far above what
+#: this machine can move, so they cost their bookkeeping but never bind.
+NON_BINDING_QUOTAS = {"produce_bytes_per_sec": 10e9, "fetch_bytes_per_sec": 10e9, "requests_per_sec": 1e6}
 
 
 @dataclass
@@ -43,9 +45,7 @@ class Proxy:
 
     def usage(self) -> tuple[float, int]:
         """(CPU seconds so far, RSS bytes) of the proxy process."""
-        p = psutil.Process(self.pid)
-        cpu = p.cpu_times()
-        return cpu.user + cpu.system, p.memory_info().rss
+        return usage(self.pid)
 
     def histogram(self, name: str, labels: dict[str, str]) -> Histogram:
         return histogram(self.metrics, name, labels)
@@ -78,14 +78,14 @@ class Bench:
             config = self.workdir / f"tenants-{port}.toml"
             config.write_text(tomli_w.dumps(tenants))
             args += ["--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
-                     "--sasl-enabled-mechanisms", "SCRAM-SHA-256,PLAIN", "--config-poll-seconds", "0"]
+                     "--sasl-enabled-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN", "--config-poll-seconds", "0"]
         env = dict(os.environ, TENANTRY_UPSTREAM_SASL_PASSWORD=SERVICE_PASSWORD)
         with serving(args, port, self.workdir / f"proxy-{port}.log", "the proxy", env) as process:
             yield Proxy(process, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics}", config)
 
 
 def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, float] | None = None,
-                   mechanism: str = "SCRAM-SHA-256") -> dict[str, Any]:
+                   mechanism: str = "SCRAM-SHA-256", auto_create: bool = False) -> dict[str, Any]:
     """`count` tenants t0000.. with users t0000-u0.., all with BENCH_PASSWORD (one credential, reused:
     deriving a SCRAM key per user would take minutes for thousands of them)."""
     data: dict[str, Any] = {}
@@ -99,5 +99,7 @@ def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, floa
                                             for u in range(users_per_tenant)]}
         if quotas:
             tenant["quotas"] = dict(quotas)
+        if auto_create:  # Kafka's load tools create their topics by producing to them
+            tenant["allow_auto_create_topics"] = True
         data["tenants"].append(tenant)
     return data

@@ -5,12 +5,23 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+from pathlib import Path
 
 from tenantry.localkafka import kafka_classpath
 
 PRODUCE = re.compile(r"(\d+) (?:steady state )?records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
                      r"([\d.]+) ms avg latency, "
                      r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def sasl_config(path: Path, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> Path:
+    """A client properties file for logging in to a tenant-mode proxy (the JAAS line has '=' in it, which
+    the tools' --command-property cannot carry)."""
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    path.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n"
+                    f'sasl.jaas.config={module} required username="{user}" password="{password}";\n')
+    return path
 
 
 def java_tool(version: str, main: str, *args: str, timeout: float = 900) -> str:
@@ -22,7 +33,8 @@ def java_tool(version: str, main: str, *args: str, timeout: float = 900) -> str:
 
 
 def produce(version: str, bootstrap: str, topic: str, records: int, throughput: float = -1,
-            record_size: int = 1024, props: tuple[str, ...] = (), warmup_records: int = 0) -> dict[str, float]:
+            record_size: int = 1024, props: tuple[str, ...] = (), warmup_records: int = 0,
+            config: Path | None = None) -> dict[str, float]:
     """ProducerPerformance with acks=all; `throughput` in records/s (-1: as fast as it goes).
 
     The first `warmup_records` (sent on top of `records`) are left out of the figures: a fresh JVM's
@@ -30,13 +42,15 @@ def produce(version: str, bootstrap: str, topic: str, records: int, throughput: 
     """
     warmup_option = bool(warmup_records) and has_warmup_option(version)
     if warmup_records and not warmup_option:  # older tools: a separate run still creates the topic and warms up
-        produce(version, bootstrap, topic, warmup_records, throughput, record_size, props)
+        produce(version, bootstrap, topic, warmup_records, throughput, record_size, props, config=config)
     total = records + warmup_records if warmup_option else records
     args = ["--topic", topic, "--num-records", str(total), "--record-size", str(record_size),
             "--throughput", str(int(throughput)), "--producer-props", "acks=all", f"bootstrap.servers={bootstrap}",
             "linger.ms=5", "batch.size=65536", *props]
     if warmup_option:
         args += ["--warmup-records", str(warmup_records)]
+    if config is not None:
+        args += ["--producer.config", str(config)]
     out = java_tool(version, "org.apache.kafka.tools.ProducerPerformance", *args)
     match = PRODUCE.findall(out)  # with a warm-up, the steady-state line comes last
     if not match:
@@ -55,9 +69,12 @@ def has_warmup_option(version: str) -> bool:
     return "--warmup-records" in result.stdout + result.stderr
 
 
-def consume(version: str, bootstrap: str, topic: str, records: int, props: tuple[str, ...] = ()) -> dict[str, float]:
+def consume(version: str, bootstrap: str, topic: str, records: int, props: tuple[str, ...] = (),
+            config: Path | None = None) -> dict[str, float]:
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records),
             "--group", f"bench-{topic}", "--timeout", "60000"]
+    if config is not None:
+        args += ["--consumer.config", str(config)]
     if props:
         args += ["--command-property", *props]
     out = java_tool(version, "org.apache.kafka.tools.ConsumerPerformance", *args)

@@ -7,6 +7,9 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
+
+import psutil
 
 from tenantry.localkafka.broker import api_versions_answers
 from tenantry.localkafka.processes import stop_process
@@ -27,3 +30,24 @@ def serving(args: list[str], port: int, log_path: Path, what: str, env: Mapping[
             yield process
         finally:
             stop_process(process, 60)
+
+
+def usage(pid: int) -> tuple[float, int]:
+    """(CPU seconds so far, RSS bytes) of a process."""
+    p = psutil.Process(pid)
+    cpu = p.cpu_times()
+    return cpu.user + cpu.system, p.memory_info().rss
+
+
+class Measured(Protocol):
+    def usage(self) -> tuple[float, int]: ...
+
+
+class Served:
+    """A peer proxy process and its bootstrap address, measured like ours."""
+
+    def __init__(self, process: subprocess.Popen[bytes], bootstrap: str) -> None:
+        self.process, self.bootstrap = process, bootstrap
+
+    def usage(self) -> tuple[float, int]:
+        return usage(self.process.pid)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.processes import serving
+from benchmarks.processes import Served, serving
 from tenantry.localkafka.broker import free_port
 from tenantry.localkafka.jars import cache_root, fetch_from_maven
 
@@ -36,8 +36,8 @@ def jars() -> Path:
 
 
 @contextmanager
-def kroxylicious(upstream: str, workdir: Path) -> Iterator[str]:
-    """A running Kroxylicious in front of `upstream` (PLAINTEXT); yields its bootstrap address."""
+def kroxylicious(upstream: str, workdir: Path) -> Iterator[Served]:
+    """A running Kroxylicious in front of `upstream` (PLAINTEXT); yields its process and bootstrap address."""
     port = free_port()
     config = workdir / f"kroxylicious-{port}.yaml"
     config.write_text(f"""virtualClusters:
@@ -52,5 +52,5 @@ def kroxylicious(upstream: str, workdir: Path) -> Iterator[str]:
 """)
     classpath = ":".join(str(p) for p in sorted(jars().glob("*.jar")))
     args = ["java", "-Xmx1G", "-cp", classpath, str(MAIN), str(config)]
-    with serving(args, port, workdir / f"kroxylicious-{port}.log", "Kroxylicious", startup_seconds=90):
-        yield f"127.0.0.1:{port}"
+    with serving(args, port, workdir / f"kroxylicious-{port}.log", "Kroxylicious", startup_seconds=90) as process:
+        yield Served(process, f"127.0.0.1:{port}")

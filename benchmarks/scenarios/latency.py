@@ -59,7 +59,7 @@ def run(bench: Bench, ceiling_records_per_sec: float) -> dict[str, Any]:
             if bench.peers:
                 with kroxylicious(bench.broker.bootstrap, bench.workdir) as peer:
                     point["kroxylicious"] = kafka_tools.produce(
-                        version, peer, f"latency-kroxylicious-{int(load * 100)}", int(rate * seconds),
+                        version, peer.bootstrap, f"latency-kroxylicious-{int(load * 100)}", int(rate * seconds),
                         throughput=rate, warmup_records=int(rate * warmup_seconds))
             points.append(point)
         bar.close()

@@ -39,12 +39,16 @@ def test_generated_bench_tenants_log_in_with_the_bench_password():
 
 
 def sample_results() -> dict:
-    side = {"mb_per_sec": 50.0, "records_per_sec": 51200.0, "proxy_cpu_pct": 10.0}
+    side = {"mb_per_sec": 50.0, "records_per_sec": 51200.0}
+    proxied = {**side, "proxy_cpu_pct": 10.0, "proxy_cpu_s_per_gb": 2.0}
     return {
         "meta": {"started": "2026-11-22T17:00:00", "kafka_version": "4.3.1", "quick": True, "cpus": 2,
                  "seconds": 170.0, "scenarios": ["ceiling", "latency", "connections"]},
-        "ceiling": {"records": 1000, "produce_direct": side, "produce_proxy": {**side, "mb_per_sec": 45.0},
-                    "consume_direct": side, "consume_proxy": side, "ratio_produce": 0.9, "ratio_consume": 1.0},
+        "ceiling": {"records": 1000, "produce_direct": side, "produce_proxy": {**proxied, "mb_per_sec": 45.0},
+                    "consume_direct": side, "consume_proxy": proxied, "ratio_produce": 0.9, "ratio_consume": 1.0,
+                    "produce_transparent": {**proxied, "mb_per_sec": 48.0, "proxy_cpu_s_per_gb": 1.5},
+                    "consume_transparent": proxied, "ratio_produce_transparent": 0.96,
+                    "ratio_consume_transparent": 1.0},
         "latency": {"points": [{"load": load, "records_per_sec": 100.0,
                                 "direct": {"p50_ms": 2.0, "p99_ms": 10.0, "p999_ms": 20.0},
                                 "proxy": {"p50_ms": 3.0, "p99_ms": 13.0, "p999_ms": 25.0},
@@ -59,14 +63,16 @@ def sample_results() -> dict:
 def test_the_report_judges_each_target_and_writes_json_markdown_and_plots(tmp_path):
     summary = report.write(sample_results(), tmp_path)
     lines = {line.split("  ")[0]: line for line in summary.splitlines()}
-    assert lines["produce vs direct"].split()[-1] == "met"  # 0.90 is the goal itself
+    assert lines["produce vs direct, tenant mode"].split()[-1] == "met"  # 0.90 is the goal itself
+    assert lines["proxy CPU s per GB produced, tenant mode"].split()[-1] == "met"  # 2.0 of 2.5
+    assert "MISSED" in lines["proxy CPU s per GB consumed, tenant mode"]  # 2.0 of 0.7
     assert "MISSED" in lines["p99 added at 50% load, end to end (ms)"]  # 3 ms added, 2 allowed
     assert lines["p99 added at 50% load, in the proxy (ms, bucket bound)"].split()[-1] == "met"
     assert "not run" in lines["quota accuracy (worst, % off)"]
     assert "84.00" in lines["RSS with 5,000 idle connections (MB)"]
     assert json.loads((tmp_path / "results.json").read_text())["latency"]["p99_added_at_50"] == 3.0
     markdown = (tmp_path / "report.md").read_text()
-    assert "| produce | 50.0 | 45.0 | 0.90 | 10% |" in markdown
+    assert "| produce | 50.0 | 45.0 | 0.90 | 2.00 | 48.0 | 0.96 | 1.50 |" in markdown
     for image in ("ceiling.png", "latency.png", "connections.png"):
         assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({image})" in markdown
 
@@ -91,15 +97,15 @@ def test_jains_index_is_one_for_equal_shares_and_one_over_n_for_a_single_winner(
 def test_a_peer_column_appears_when_kroxylicious_ran(tmp_path):
     results = sample_results()
     ceiling = results["ceiling"]
-    ceiling["produce_kroxylicious"] = {**ceiling["produce_direct"], "mb_per_sec": 37.5}
-    ceiling["consume_kroxylicious"] = ceiling["consume_direct"]
+    ceiling["produce_kroxylicious"] = {**ceiling["produce_proxy"], "mb_per_sec": 37.5, "proxy_cpu_s_per_gb": 5.0}
+    ceiling["consume_kroxylicious"] = ceiling["consume_proxy"]
     ceiling["ratio_produce_kroxylicious"], ceiling["ratio_consume_kroxylicious"] = 0.75, 1.0
     for point in results["latency"]["points"]:
         point["kroxylicious"] = {"p50_ms": 4.0, "p99_ms": 15.0, "p999_ms": 30.0}
     ceiling["runs"] = {"produce_direct": [{"mb_per_sec": 44.6}, {"mb_per_sec": 55.4}]}
     report.write(results, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert "| produce | 50.0 (45 to 55) | 45.0 | 0.90 | 10% | 37.5 | 0.75 |" in markdown
+    assert "| produce | 50.0 (45 to 55) | 45.0 | 0.90 | 2.00 | 48.0 | 0.96 | 1.50 | 37.5 | 0.75 | 5.00 |" in markdown
     assert ("| 50% | 100 | 2 / 3 (+1) / 4 | 10 / 13 (+3) / 15 | 20 / 25 (+5) / 30 | 9 to 40 / 12 to 30 "
             "| ≤ 0.2 / ≤ 0.5 / ≤ 2.5 |") in markdown
 
