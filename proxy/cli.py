@@ -29,6 +29,7 @@ from tenantry.proxy.config import (
     ProxyConfig,
     env_name,
     load_config,
+    read_file,
     require_listener,
     split_host_port,
 )
@@ -234,14 +235,12 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
 
 def _admin_url(args: argparse.Namespace) -> str | None:
     """The running proxy's metrics_listen, from --url or the config file; None (and a message) if neither."""
-    import tomllib
-
     url = args.url
     if not url and args.config:
         try:
-            data = tomllib.loads(Path(args.config).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            print(f"tenantry: cannot read {args.config}: {exc}", file=sys.stderr)
+            data = read_file(args.config)
+        except ConfigError as exc:
+            print(f"tenantry: {exc}", file=sys.stderr)
             return None
         url = data.get("proxy", data).get("metrics_listen", "")
     if not url:

@@ -226,7 +226,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for name in known:
         for variable in (env_name(name), *(env_name(old) for old, new in RENAMED.items() if new == name)):
             if variable in env:
-                _warn_if_renamed(variable, name, env_name)
+                if variable != env_name(name):
+                    _deprecated(variable, env_name(name))
                 values[name] = (env[variable], f"{name} (environment variable {variable})")
     for name, value in (overrides or {}).items():
         if value is not None:
@@ -261,7 +262,7 @@ def _known_name(key: str, known: Mapping[str, Any], problems: list[str], where: 
     if key in known:
         return key
     if key in RENAMED:
-        _warn_if_renamed(key, RENAMED[key], str)
+        _deprecated(key, RENAMED[key])
         return RENAMED[key]
     guess = difflib.get_close_matches(key, [*known, *RENAMED], n=1, cutoff=0.6)
     hint = f"did you mean {guess[0]!r}?" if guess else "see `tenantry serve --help` for the settings"
@@ -269,9 +270,8 @@ def _known_name(key: str, known: Mapping[str, Any], problems: list[str], where: 
     return None
 
 
-def _warn_if_renamed(used: str, name: str, spell: Any) -> None:
-    if used != spell(name):
-        log.warning("%s is deprecated: it is now %s", used, spell(name))
+def _deprecated(old: str, new: str) -> None:
+    log.warning("%s is deprecated: it is now %s", old, new)
 
 
 def require_listener(config: ProxyConfig) -> None:

@@ -28,13 +28,16 @@ class PreLoginLimits:
         self.memory = MemoryBudget(config.max_buffered_bytes_before_login)
         self.clock = clock
         self.by_ip: dict[str, int] = {}
+        self.rate = 0.0
+        self._rates: dict[str, TokenBucket] = {}
         self.apply_settings(config)
 
     def apply_settings(self, config: ProxyConfig) -> None:
         """The per-IP limits, at start and on reload (the frame and memory caps need a restart)."""
         self.max_per_ip = config.max_unauthenticated_connections_per_ip
-        self.rate = config.unauthenticated_connections_per_ip_per_sec
-        self._rates: dict[str, TokenBucket] = {}
+        if config.unauthenticated_connections_per_ip_per_sec != self.rate:  # unchanged: keep the IPs' buckets
+            self.rate = config.unauthenticated_connections_per_ip_per_sec
+            self._rates = {}
 
     def admit(self, ip: str) -> str | None:
         """Count a new unauthenticated connection from `ip`; None if allowed, else why it is refused."""

@@ -34,7 +34,8 @@ class QuotaBook:
         self.max_delay = config.quota_max_delay_ms / 1000
         self.tune_interval = config.quota_tune_interval_ms / 1000
         rate = config.capacity_connections_per_sec
-        self.accepts = TokenBucket(rate, rate, self.clock()) if rate else None
+        if rate != (self.accepts.rate if self.accepts is not None else 0):  # a reload must not refill it
+            self.accepts = TokenBucket(rate, rate, self.clock()) if rate else None
         self.tuner.capacity = {r: c for r, c in {PRODUCE: config.capacity_produce_bytes_per_sec,
                                                  FETCH: config.capacity_fetch_bytes_per_sec,
                                                  CONNECTIONS: config.capacity_connections_per_sec}.items() if c}

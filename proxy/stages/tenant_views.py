@@ -45,8 +45,10 @@ QUOTA_KEYS = {PRODUCE: "producer_byte_rate", FETCH: "consumer_byte_rate", REQUES
 
 
 def client_quotas(ex: Exchange, ctx: StageContext) -> Outcome | None:
+    if ex.api_key != ApiKey.DESCRIBE_CLIENT_QUOTAS:  # every request passes here: the cheap test first
+        return None
     tenant = ctx.tenant()
-    if ex.api_key != ApiKey.DESCRIBE_CLIENT_QUOTAS or tenant is None:
+    if tenant is None:
         return None
     request = decode(DescribeClientQuotasRequest, ex.body, ex.api_version)
     entries = [entry for entry in _quota_entries(tenant, ctx) if _wanted(entry, request.components, request.strict)]
@@ -82,8 +84,10 @@ def _wanted(entry: EntryData, components: list[ComponentData], strict: bool) -> 
 
 
 def config_resources(ex: Exchange, ctx: StageContext) -> Outcome | None:
+    if ex.api_key != ApiKey.LIST_CONFIG_RESOURCES:
+        return None
     tenant = ctx.tenant()
-    if ex.api_key != ApiKey.LIST_CONFIG_RESOURCES or tenant is None:
+    if tenant is None:
         return None
     request = decode(ListConfigResourcesRequest, ex.body, ex.api_version)
     if ex.api_version == 0:
