@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 	demo-system-deps kafka-jars clean
 
 # What the proxy itself needs (and so the demo): no test or benchmark packages.
-$(RUNTIME_STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml setup.py protocol/_native.c
 	@test -x $(BIN)/python || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing tenantry and its runtime packages into $(VENV)"
 	@$(BIN)/pip install -q --upgrade pip

@@ -9,13 +9,17 @@ tagged field that encloses a change is re-encoded too.
 
 from __future__ import annotations
 
+import os
 import struct as _struct
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, NamedTuple
 
 from tenantry.protocol.codec import is_compact
 from tenantry.protocol.errors import DecodeError
+from tenantry.protocol.layout import contains_entity, fixed_size
 from tenantry.protocol.primitives import (
     FIXED_SIZES,
     Writer,
@@ -25,6 +29,7 @@ from tenantry.protocol.primitives import (
     reader_for,
     skipper_for,
 )
+from tenantry.protocol.scan_program import program
 from tenantry.protocol.schema import Field, Message, Struct
 
 
@@ -51,47 +56,6 @@ class Ref:
 
 Scan = Callable[[memoryview, int, list[Ref], tuple[TagSpan, ...]], int]
 _scanners: dict[tuple[type[Struct], int, bool, frozenset[str]], Scan] = {}
-_contains: dict[tuple[type[Struct], frozenset[str]], bool] = {}
-
-
-def contains_entity(cls: type[Struct], wanted: frozenset[str]) -> bool:
-    """Whether any field of `cls`, at any depth and version, names one of the wanted entities."""
-    key = (cls, wanted)
-    if key not in _contains:
-        _contains[key] = any(
-            f.entity in wanted or (f.struct is not None and contains_entity(f.struct, wanted))
-            for f in cls.FIELDS
-        )
-    return _contains[key]
-
-
-_carries: dict[tuple[type[Struct], int, frozenset[str]], bool] = {}
-
-
-def carries_entity(cls: type[Struct], version: int, wanted: frozenset[str]) -> bool:
-    """Whether `cls` at `version` has any field, at any depth, of a wanted entity (nothing to scan if not)."""
-    key = (cls, version, wanted)
-    if key not in _carries:
-        _carries[key] = any(
-            f.in_version(version) and (f.entity in wanted or (f.struct is not None
-                                                              and carries_entity(f.struct, version, wanted)))
-            for f in cls.FIELDS
-        )
-    return _carries[key]
-
-
-def fixed_size(cls: type[Struct], version: int, flexible: bool) -> int | None:
-    """The encoded size of `cls` when it is the same for every value, else None."""
-    if flexible:
-        return None
-    total = 0
-    for f in cls.FIELDS:
-        if not f.in_version(version):
-            continue
-        if f.array or f.type not in FIXED_SIZES or version in f.nullable:
-            return None
-        total += FIXED_SIZES[f.type]
-    return total
 
 
 def struct_scanner(cls: type[Struct], version: int, flexible: bool, wanted: frozenset[str]) -> Scan:
@@ -203,6 +167,14 @@ def _ref_scanner(f: Field, compact: bool) -> Scan:
 
 def scan(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
     """Every field of a wanted entity in the message body at buf[pos:], in wire order."""
+    if _native is not None:
+        compiled = program(cls, version, version in cls.FLEXIBLE_VERSIONS, wanted)
+        return _native.scan(compiled.code, compiled.consts, buf, pos)  # type: ignore[no-any-return]
+    return scan_in_python(cls, version, buf, pos, wanted)
+
+
+def scan_in_python(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
+    """:func:`scan` by the reference walk, in Python (without the C extension, and in its tests)."""
     out: list[Ref] = []
     try:
         struct_scanner(cls, version, version in cls.FLEXIBLE_VERSIONS, wanted)(buf, pos, out, ())
@@ -253,3 +225,24 @@ def splice(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start: int = 0) 
     if pos < len(buf):
         parts.append(buf[pos:])
     return parts
+
+
+def _uuid_from_bytes(raw: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=raw)
+
+
+def _load_native() -> ModuleType | None:
+    """The C scanner, unless TENANTRY_PURE_PYTHON is set or it was not built (then the Python one runs)."""
+    if os.environ.get("TENANTRY_PURE_PYTHON"):
+        return None
+    try:
+        from tenantry.protocol import _native as native  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    native.setup(Ref, TagSpan, _uuid_from_bytes, DecodeError)
+    return native  # type: ignore[no-any-return]
+
+
+_native = _load_native()
+#: Which scanner runs: "C" or "Python" (the start-up log and tenantry_build_info say which).
+SCANNER = "Python" if _native is None else "C"

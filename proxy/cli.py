@@ -23,6 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tenantry.protocol.scanner import SCANNER
 from tenantry.proxy import cli_config, cli_tenants
 from tenantry.proxy.config import (
     ConfigError,
@@ -163,6 +164,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure(config.log_level, config.log_format)
     import json
 
+    if SCANNER != "C":
+        log.warning("the C extension tenantry.protocol._native is not built (no C compiler at install?): the "
+                    "Python scanner runs, at several times the CPU per request")
     log.info("tenantry %s starting; effective configuration (secrets masked): %s", version(),
              json.dumps(config.redacted(), default=str, sort_keys=True))
     from tenantry.proxy import test_switches

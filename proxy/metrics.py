@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from tenantry.protocol.messages import API_NAMES
 from tenantry.protocol.messages.error_names import ERROR_NAMES
+from tenantry.protocol.scanner import SCANNER
 from tenantry.proxy.stats import Histogram, Stats
 
 if TYPE_CHECKING:
@@ -245,8 +246,10 @@ class ProxyCollector(Collector):
         yield GaugeMetricFamily("tenantry_tenants", "Tenants in the config.", value=self.view.tenants)
         ready = 1 if self.view.ready else 0
         yield GaugeMetricFamily("tenantry_ready", "1 if /readyz says ready.", value=ready)
-        info = GaugeMetricFamily("tenantry_build_info", "The proxy's version.", labels=["version"])
-        info.add_metric([VERSION], 1)
+        info = GaugeMetricFamily("tenantry_build_info", "The proxy's version, and whether its scanner runs in C "
+                                 "(scanner=C) or in Python (the extension was not built).",
+                                 labels=["version", "scanner"])
+        info.add_metric([VERSION, SCANNER], 1)
         yield info
 
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tenantry.protocol import scan
+from tenantry.protocol.layout import carries_entity
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.records import count_records
-from tenantry.protocol.scanner import carries_entity
 from tenantry.proxy.exchange import now
 from tenantry.proxy.stats import Stats, TenantStats, Traffic
 

@@ -19,10 +19,11 @@ from typing import Any
 from tenantry.protocol import decode, encode, scan, splice
 from tenantry.protocol.codec import decode_from
 from tenantry.protocol.headers import RequestHeader
+from tenantry.protocol.layout import carries_entity
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT16
-from tenantry.protocol.scanner import Chunk, Ref, carries_entity
+from tenantry.protocol.scanner import Chunk, Ref
 from tenantry.protocol.schema import ZERO_UUID, Message, Struct
 from tenantry.proxy import test_switches
 from tenantry.proxy.rewrite import special  # noqa: F401  (registers the typed hooks)

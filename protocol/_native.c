@@ -1,0 +1,339 @@
+/* The scanner's inner loop in C: walk an encoded Kafka message along a compiled program and report
+ * the wanted fields. Python compiles the program (tenantry.protocol.scan_program) from the same schema
+ * facts the pure-Python scanner (tenantry.protocol.scanner) walks with closures, and the two must agree
+ * on every input: the same refs for a valid message, a DecodeError for every invalid one. The Python
+ * scanner stays the reference; the property tests run both.
+ *
+ * Every read is checked against the end of the buffer (or of the enclosing tagged field). Lengths are
+ * held in 64 bits, so no length a peer sends can overflow the arithmetic.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Opcodes: keep in step with protocol/scan_program.py. */
+enum {
+    OP_END = 0,        /* end of a body */
+    OP_SKIP = 1,       /* n: skip n bytes, checked */
+    OP_SKIP_ANY = 2,   /* n: skip n bytes unchecked (fixed-size array elements, as the reference does) */
+    OP_SIZED = 3,      /* compact wide: skip a string (wide=0) or bytes (wide=1) value */
+    OP_REF = 4,        /* const: report a wanted field; consts[const] = (entity, type, compact, kind, size) */
+    OP_ARRAY = 5,      /* compact body_len body...: an array of elements */
+    OP_NULLABLE = 6,   /* body_len body...: a nullable struct (int8 marker) */
+    OP_TAGS = 7,       /* n then n x (tag, body_len, body...): a flexible struct's tagged fields */
+};
+
+/* Value kinds of OP_REF constants. */
+enum { K_INT = 0, K_UINT = 1, K_FLOAT = 2, K_BOOL = 3, K_UUID = 4, K_STRING = 5, K_BYTES = 6, K_RECORDS = 7 };
+
+#define MAX_TAG_DEPTH 32
+
+typedef struct {
+    const int32_t *code;
+    Py_ssize_t code_len;
+    PyObject *consts;     /* tuple of (entity, type, compact, kind, size) */
+    const uint8_t *buf;
+    PyObject *view;       /* the caller's memoryview, sliced for records values */
+    PyObject *out;        /* list of refs */
+    int64_t tags[MAX_TAG_DEPTH][3];
+    int depth;
+} Scan;
+
+static PyObject *DecodeError, *RefType, *TagSpanType, *UuidFactory;
+
+static int fail(const char *message) {
+    PyErr_SetString(DecodeError, message);
+    return -1;
+}
+
+static int read_uvarint(const Scan *s, int64_t *pos, int64_t end, int64_t *value) {
+    uint64_t result = 0;
+    int shift = 0;
+    for (;;) {
+        if (*pos >= end) return fail("message is truncated");
+        uint8_t byte = s->buf[(*pos)++];
+        result |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) break;
+        shift += 7;
+        if (shift > 28) return fail("unsigned varint longer than 5 bytes");
+    }
+    *value = (int64_t)result;
+    return 0;
+}
+
+static int64_t be(const uint8_t *p, int size) {
+    uint64_t v = 0;
+    for (int i = 0; i < size; i++) v = (v << 8) | p[i];
+    return (int64_t)v;
+}
+
+/* A length prefix: compact (uvarint n+1) or classic (int16 for strings, int32 for bytes and arrays). */
+static int read_length(const Scan *s, int64_t *pos, int64_t end, int compact, int wide, int64_t *n) {
+    if (compact) {
+        if (read_uvarint(s, pos, end, n) < 0) return -1;
+        *n -= 1;
+        return 0;
+    }
+    int size = wide ? 4 : 2;
+    if (*pos + size > end) return fail("message is truncated");
+    int64_t raw = be(s->buf + *pos, size);
+    *n = wide ? (int64_t)(int32_t)raw : (int64_t)(int16_t)raw;
+    *pos += size;
+    return 0;
+}
+
+static PyObject *current_tags(const Scan *s) {
+    PyObject *tags = PyTuple_New(s->depth);
+    if (tags == NULL) return NULL;
+    for (int i = 0; i < s->depth; i++) {
+        PyObject *span = PyObject_CallFunction(TagSpanType, "LLL", (long long)s->tags[i][0],
+                                               (long long)s->tags[i][1], (long long)s->tags[i][2]);
+        if (span == NULL) { Py_DECREF(tags); return NULL; }
+        PyTuple_SET_ITEM(tags, i, span);
+    }
+    return tags;
+}
+
+static PyObject *ref_value(const Scan *s, int64_t *pos, int64_t end, int compact, int kind, int size) {
+    int64_t start = *pos, n;
+    switch (kind) {
+    case K_INT: case K_UINT: case K_FLOAT: case K_BOOL: {
+        if (start + size > end) { fail("message is truncated"); return NULL; }
+        const uint8_t *p = s->buf + start;
+        *pos = start + size;
+        if (kind == K_BOOL) return PyBool_FromLong(p[0] != 0);
+        if (kind == K_FLOAT) {
+            uint64_t bits = (uint64_t)be(p, 8);
+            double d;
+            memcpy(&d, &bits, sizeof d);
+            return PyFloat_FromDouble(d);
+        }
+        int64_t v = be(p, size);
+        if (kind == K_UINT) return PyLong_FromLongLong(v);
+        if (size == 1) v = (int8_t)v;
+        else if (size == 2) v = (int16_t)v;
+        else if (size == 4) v = (int32_t)v;
+        return PyLong_FromLongLong(v);
+    }
+    case K_UUID: {
+        if (start + 16 > end) { fail("length runs past the end of the message"); return NULL; }
+        *pos = start + 16;
+        PyObject *raw = PyBytes_FromStringAndSize((const char *)s->buf + start, 16);
+        if (raw == NULL) return NULL;
+        PyObject *value = PyObject_CallOneArg(UuidFactory, raw);
+        Py_DECREF(raw);
+        return value;
+    }
+    default: {  /* string, bytes, records */
+        if (read_length(s, pos, end, compact, kind != K_STRING, &n) < 0) return NULL;
+        if (n < 0) Py_RETURN_NONE;
+        if (*pos + n > end) { fail("length runs past the end of the message"); return NULL; }
+        const char *p = (const char *)s->buf + *pos;
+        int64_t from = *pos;
+        *pos += n;
+        if (kind == K_STRING) {
+            PyObject *text = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
+            if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                fail("string is not UTF-8");
+            }
+            return text;
+        }
+        if (kind == K_BYTES) return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+        return PySequence_GetSlice(s->view, (Py_ssize_t)from, (Py_ssize_t)(from + n));
+    }
+    }
+}
+
+static int emit(Scan *s, int64_t *pos, int64_t end, int32_t index) {
+    if (index < 0 || index >= PyTuple_GET_SIZE(s->consts)) return fail("bad scan program");
+    PyObject *c = PyTuple_GET_ITEM(s->consts, index);
+    int64_t start = *pos;
+    int kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(c, 3));
+    int size = (int)PyLong_AsLong(PyTuple_GET_ITEM(c, 4));
+    int compact = PyObject_IsTrue(PyTuple_GET_ITEM(c, 2));
+    PyObject *value = ref_value(s, pos, end, compact, kind, size);
+    if (value == NULL) return -1;
+    PyObject *tags = current_tags(s);
+    if (tags == NULL) { Py_DECREF(value); return -1; }
+    PyObject *ref = PyObject_CallFunction(RefType, "OLLOOOO", PyTuple_GET_ITEM(c, 0), (long long)start,
+                                          (long long)*pos, value, PyTuple_GET_ITEM(c, 1),
+                                          PyTuple_GET_ITEM(c, 2), tags);
+    Py_DECREF(value);
+    Py_DECREF(tags);
+    if (ref == NULL) return -1;
+    int rc = PyList_Append(s->out, ref);
+    Py_DECREF(ref);
+    return rc;
+}
+
+static int fetch(const Scan *s, Py_ssize_t pc, int32_t *value) {
+    if (pc < 0 || pc >= s->code_len) return fail("bad scan program");
+    *value = s->code[pc];
+    return 0;
+}
+
+/* Run the body at pc until its OP_END; pos moves along buf[..end). */
+static int run(Scan *s, Py_ssize_t pc, int64_t *pos, int64_t end) {
+    for (;;) {
+        int32_t op, a, b;
+        if (fetch(s, pc, &op) < 0) return -1;
+        switch (op) {
+        case OP_END:
+            return 0;
+        case OP_SKIP:
+            if (fetch(s, pc + 1, &a) < 0) return -1;
+            if (*pos + a > end) return fail("message is truncated");
+            *pos += a;
+            pc += 2;
+            break;
+        case OP_SKIP_ANY:
+            if (fetch(s, pc + 1, &a) < 0) return -1;
+            *pos += a;
+            pc += 2;
+            break;
+        case OP_SIZED: {
+            int64_t n;
+            if (fetch(s, pc + 1, &a) < 0 || fetch(s, pc + 2, &b) < 0) return -1;
+            if (read_length(s, pos, end, a, b, &n) < 0) return -1;
+            if (n > 0) {
+                if (*pos + n > end) return fail("length runs past the end of the message");
+                *pos += n;
+            }
+            pc += 3;
+            break;
+        }
+        case OP_REF:
+            if (fetch(s, pc + 1, &a) < 0) return -1;
+            if (emit(s, pos, end, a) < 0) return -1;
+            pc += 2;
+            break;
+        case OP_ARRAY: {
+            int64_t n;
+            if (fetch(s, pc + 1, &a) < 0 || fetch(s, pc + 2, &b) < 0) return -1;
+            if (read_length(s, pos, end, a, 1, &n) < 0) return -1;
+            if (n > end - *pos) return fail("array has more elements than the message has bytes");
+            for (int64_t i = 0; i < n; i++) {
+                if (run(s, pc + 3, pos, end) < 0) return -1;
+            }
+            pc += 3 + b;
+            break;
+        }
+        case OP_NULLABLE: {
+            if (fetch(s, pc + 1, &b) < 0) return -1;
+            if (*pos >= end) return fail("message is truncated");
+            int8_t marker = (int8_t)s->buf[*pos];
+            *pos += 1;
+            if (marker >= 0 && run(s, pc + 2, pos, end) < 0) return -1;
+            pc += 2 + b;
+            break;
+        }
+        case OP_TAGS: {
+            int64_t count;
+            int32_t ntags;
+            if (fetch(s, pc + 1, &ntags) < 0) return -1;
+            if (read_uvarint(s, pos, end, &count) < 0) return -1;
+            for (int64_t i = 0; i < count; i++) {
+                int64_t tag, size, size_start;
+                if (read_uvarint(s, pos, end, &tag) < 0) return -1;
+                size_start = *pos;
+                if (read_uvarint(s, pos, end, &size) < 0) return -1;
+                int64_t field_end = *pos + size;
+                if (field_end > end) return fail("tagged field runs past the end of the message");
+                Py_ssize_t at = pc + 2;  /* the table: (tag, body_len, body...) x ntags */
+                for (int32_t t = 0; t < ntags; t++) {
+                    int32_t this_tag, body_len;
+                    if (fetch(s, at, &this_tag) < 0 || fetch(s, at + 1, &body_len) < 0) return -1;
+                    if (this_tag == tag) {
+                        if (s->depth >= MAX_TAG_DEPTH) return fail("tagged fields nested too deeply");
+                        s->tags[s->depth][0] = size_start;
+                        s->tags[s->depth][1] = *pos;
+                        s->tags[s->depth][2] = field_end;
+                        s->depth++;
+                        int64_t inner = *pos;
+                        int rc = run(s, at + 2, &inner, field_end);
+                        s->depth--;
+                        if (rc < 0) return -1;
+                        if (inner != field_end) return fail("tagged field is malformed");
+                        break;
+                    }
+                    at += 2 + body_len;
+                }
+                *pos = field_end;
+            }
+            /* skip the table */
+            Py_ssize_t at = pc + 2;
+            for (int32_t t = 0; t < ntags; t++) {
+                int32_t body_len;
+                if (fetch(s, at + 1, &body_len) < 0) return -1;
+                at += 2 + body_len;
+            }
+            pc = at;
+            break;
+        }
+        default:
+            return fail("bad scan program");
+        }
+    }
+}
+
+static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "scan(code, consts, buf, pos)");
+        return NULL;
+    }
+    if (RefType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tenantry.protocol._native.setup() was not called");
+        return NULL;
+    }
+    Py_buffer code, buf;
+    if (PyObject_GetBuffer(args[0], &code, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[2], &buf, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&code); return NULL; }
+    PyObject *result = NULL;
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred()) goto done;
+    if (!PyTuple_Check(args[1])) { PyErr_SetString(PyExc_TypeError, "consts must be a tuple"); goto done; }
+    Scan s = {.code = code.buf, .code_len = code.len / (Py_ssize_t)sizeof(int32_t), .consts = args[1],
+              .buf = buf.buf, .view = args[2], .depth = 0};
+    s.out = PyList_New(0);
+    if (s.out == NULL) goto done;
+    int64_t pos = start;
+    if (start < 0) {
+        fail("message is truncated");
+    } else if (run(&s, 0, &pos, buf.len) == 0) {
+        result = s.out;
+        s.out = NULL;
+    }
+    Py_XDECREF(s.out);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&code);
+    return result;
+}
+
+static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid_from_bytes, DecodeError)");
+        return NULL;
+    }
+    PyObject **slots[] = {&RefType, &TagSpanType, &UuidFactory, &DecodeError};
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(Ref, TagSpan, uuid_from_bytes, DecodeError): the Python types the scanner builds and raises."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "tenantry.protocol._native",
+                                    "The codec's hot loops in C; see tenantry.protocol.scan_program.", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
