@@ -46,7 +46,8 @@ def self_time(raw: Path) -> tuple[Counter[str], int]:
 
 
 def sampled(pid: int, out: Path, seconds: int, native: bool) -> subprocess.Popen[bytes]:
-    args = [PY_SPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(out), "-r", "250"]
+    # --gil: only samples where Python runs; a thread preempted inside a syscall would otherwise count there
+    args = [PY_SPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(out), "-r", "250", "--gil"]
     if native:
         args.append("--native")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -325,7 +325,21 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_RETURN_NONE;
 }
 
+/* A bytearray whose contents are not zeroed: the framer fills every byte it hands out before it does,
+ * and zeroing a 64 KiB scratch buffer or a multi-megabyte frame's buffer costs as much as reading it. */
+static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    if (size == -1 && PyErr_Occurred()) return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size");
+        return NULL;
+    }
+    return PyByteArray_FromStringAndSize(NULL, size);
+}
+
 static PyMethodDef methods[] = {
+    {"uninitialized_bytearray", uninitialized_bytearray, METH_O,
+     "uninitialized_bytearray(size) -> bytearray of size bytes, not zeroed."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,

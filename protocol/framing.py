@@ -5,7 +5,8 @@ buffer gets its own buffer of exactly its size, and the socket reads straight in
 multi-megabyte Produce request is never copied by the proxy on the way in.
 
 Memory stays bounded: the scratch buffer exists only while bytes are waiting (an idle connection holds
-none), and a big frame's buffer comes from an ``allocate`` callback that may refuse. A refused reader
+none; its buffer goes back to :data:`~tenantry.protocol.buffers.SCRATCH` for the next reader), and a
+big frame's buffer comes from an ``allocate`` callback that may refuse. A refused reader
 is *starved*: the caller stops reading the socket and calls :meth:`FrameReader.retry` when memory is
 free again (Kafka's broker does the same with its request memory pool).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tenantry.protocol.buffers import SCRATCH, new_buffer
 from tenantry.protocol.errors import FrameTooLarge
 from tenantry.protocol.primitives import INT32
 
@@ -23,7 +25,7 @@ Releaser = Callable[[int], None]
 
 
 def _allocate_freely(size: int) -> bytearray:
-    return bytearray(size)
+    return new_buffer(size)
 
 
 def _release_nothing(size: int) -> None:
@@ -64,7 +66,7 @@ class FrameReader:
         if self._big is not None:
             return memoryview(self._big)[self._big_filled:]
         if self._scratch is None:
-            self._scratch = bytearray(self.scratch_size)
+            self._scratch = SCRATCH.take(self.scratch_size)
         elif self._end == len(self._scratch):
             self._compact()
         return memoryview(self._scratch)[self._end:]
@@ -86,7 +88,7 @@ class FrameReader:
         if self._big is not None:
             self._release(len(self._big))
             self._big, self._big_filled = None, 0
-        self._scratch = None
+        self._drop_scratch()
 
     def retry(self) -> list[memoryview]:
         """After a refused allocation: try again; return any frames that completes."""
@@ -118,7 +120,7 @@ class FrameReader:
             available = self._end - self._start - 4
             body_start = self._start + 4
             if available >= size:
-                frames.append(memoryview(bytes(scratch[body_start:body_start + size])))
+                frames.append(memoryview(scratch[body_start:body_start + size]))  # the one copy
                 self._start = body_start + size
                 continue
             if size + 4 > len(scratch):
@@ -133,9 +135,14 @@ class FrameReader:
             break
         self.starved_for = 0
         if self._start == self._end:
-            self._scratch = None  # an idle connection holds no buffer
-            self._start = self._end = 0
+            self._drop_scratch()  # an idle connection holds no buffer
         return frames
+
+    def _drop_scratch(self) -> None:
+        if self._scratch is not None:
+            SCRATCH.give(self._scratch)
+            self._scratch = None
+        self._start = self._end = 0
 
     def _compact(self) -> None:
         assert self._scratch is not None

@@ -13,15 +13,28 @@ from tenantry.protocol.errors import DecodeError, UnknownApi
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT16, INT32, encode_uvarint, read_uvarint
+from tenantry.protocol.schema import Message
 
 _HEADER_PREFIX = 8  # api_key int16, api_version int16, correlation_id int32
 
 
+def _first_flexible(cls: type[Message]) -> int | None:
+    versions = cls.FLEXIBLE_VERSIONS
+    if versions.hi is not None and versions.lo <= versions.hi:
+        raise AssertionError(f"{cls.__name__}: flexible versions end at {versions.hi}; Kafka's never do")
+    return None if versions.hi is not None else versions.lo
+
+
+#: The first flexible version of each API (None: none is). Every request passes here, on every header.
+_FIRST_FLEXIBLE: dict[int, int | None] = {key: _first_flexible(cls) for key, cls in REQUESTS.items()}
+
+
 def is_flexible(api_key: int, api_version: int) -> bool:
-    request = REQUESTS.get(api_key)
-    if request is None:
-        raise UnknownApi(f"unknown API key {api_key}")
-    return api_version in request.FLEXIBLE_VERSIONS
+    try:
+        first = _FIRST_FLEXIBLE[api_key]
+    except KeyError:
+        raise UnknownApi(f"unknown API key {api_key}") from None
+    return first is not None and api_version >= first
 
 
 def response_header_version(api_key: int, api_version: int) -> int:

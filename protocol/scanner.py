@@ -9,7 +9,6 @@ tagged field that encloses a change is re-encoded too.
 
 from __future__ import annotations
 
-import os
 import struct as _struct
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from typing import Any, NamedTuple
 from tenantry.protocol.codec import is_compact
 from tenantry.protocol.errors import DecodeError
 from tenantry.protocol.layout import contains_entity, fixed_size
+from tenantry.protocol.native import NATIVE
 from tenantry.protocol.primitives import (
     FIXED_SIZES,
     Writer,
@@ -29,7 +29,7 @@ from tenantry.protocol.primitives import (
     reader_for,
     skipper_for,
 )
-from tenantry.protocol.scan_program import program
+from tenantry.protocol.scan_program import Program, program
 from tenantry.protocol.schema import Field, Message, Struct
 
 
@@ -168,9 +168,14 @@ def _ref_scanner(f: Field, compact: bool) -> Scan:
 def scan(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
     """Every field of a wanted entity in the message body at buf[pos:], in wire order."""
     if _native is not None:
-        compiled = program(cls, version, version in cls.FLEXIBLE_VERSIONS, wanted)
+        compiled = _programs.get((cls, version, wanted))
+        if compiled is None:
+            compiled = _programs[cls, version, wanted] = program(cls, version, version in cls.FLEXIBLE_VERSIONS, wanted)
         return _native.scan(compiled.code, compiled.consts, buf, pos)  # type: ignore[no-any-return]
     return scan_in_python(cls, version, buf, pos, wanted)
+
+
+_programs: dict[tuple[type[Message], int, frozenset[str]], Program] = {}
 
 
 def scan_in_python(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
@@ -231,18 +236,12 @@ def _uuid_from_bytes(raw: bytes) -> uuid.UUID:
     return uuid.UUID(bytes=raw)
 
 
-def _load_native() -> ModuleType | None:
-    """The C scanner, unless TENANTRY_PURE_PYTHON is set or it was not built (then the Python one runs)."""
-    if os.environ.get("TENANTRY_PURE_PYTHON"):
-        return None
-    try:
-        from tenantry.protocol import _native as native  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    native.setup(Ref, TagSpan, _uuid_from_bytes, DecodeError)
-    return native  # type: ignore[no-any-return]
+def _setup_native() -> ModuleType | None:
+    if NATIVE is not None:
+        NATIVE.setup(Ref, TagSpan, _uuid_from_bytes, DecodeError)
+    return NATIVE
 
 
-_native = _load_native()
+_native = _setup_native()
 #: Which scanner runs: "C" or "Python" (the start-up log and tenantry_build_info say which).
 SCANNER = "Python" if _native is None else "C"

@@ -14,7 +14,7 @@ import logging
 import random
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from tenantry.protocol import FrameTooLarge, ProtocolError
 from tenantry.protocol.envelope import response_frame
@@ -22,6 +22,7 @@ from tenantry.protocol.headers import peek_request_header, response_body_offset,
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
+from tenantry.proxy import pipeline
 from tenantry.proxy.broker_session import BrokerSession
 from tenantry.proxy.connection_context import ConnectionContext
 from tenantry.proxy.connection_state import ClientState, move
@@ -30,12 +31,12 @@ from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.logs import ConnectionLog
 from tenantry.proxy.metrics import api_name
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Forward, Outcome, Suspend
-from tenantry.proxy.pipeline import RAW_SASL_STAGES, TENANT_STAGES, TRANSPARENT_STAGES, Stage, advance
+from tenantry.proxy.pipeline import RAW_SASL_STAGES, Stage, advance
 from tenantry.proxy.prelogin import PRE_LOGIN_SCRATCH, PreLoginTicket
 from tenantry.proxy.receiver import FrameInput
 from tenantry.proxy.rewrite.rewriter import Leak
 from tenantry.proxy.stages.quotas import release
-from tenantry.proxy.traffic import TrafficMeter
+from tenantry.proxy.traffic import TrafficMeter, tenant_topic_names
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError
 from tenantry.tenants.registry import Tenant
 
@@ -75,7 +76,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._age_limit: asyncio.TimerHandle | None = None
         self._drain_reason = "drained"
         self._waiting: asyncio.Task[Outcome | None] | None = None  # the suspended exchange's stage
-        self.stages = TENANT_STAGES if tenants else TRANSPARENT_STAGES
+        self.stages, self.routes = ((pipeline.TENANT_STAGES, pipeline.TENANT_ROUTES) if tenants
+                                    else (pipeline.TRANSPARENT_STAGES, pipeline.TRANSPARENT_ROUTES))
         self.done = asyncio.get_running_loop().create_future()
         self.context = ConnectionContext(server, self)
 
@@ -183,7 +185,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             except ProtocolError as exc:
                 self.close(f"malformed request: {exc}")
                 return
-            self._run(Exchange(frame, api_key, api_version, corr), self.stages, 0)
+            route = self.routes.get(api_key) or pipeline.route(self.stages, api_key)  # unknown: a stage refuses
+            self._run(Exchange(frame, api_key, api_version, corr), route, 0)
 
     def _run(self, ex: Exchange, stages: tuple[Stage, ...], start: int) -> None:
         try:
@@ -253,12 +256,7 @@ class ClientConnection(asyncio.BufferedProtocol):
     def logged_in(self, tenant: Tenant, user: str, mechanism: str) -> None:
         self.state = move(self.state, ClientState.ACTIVE)
         self.log_context.update(tenant=tenant.id, user=user)
-        namespace, topic_ids = tenant.namespace, self.server.topic_ids
-
-        def topic_name_of(topic_id: Any) -> str | None:
-            name = topic_ids.name_of(topic_id)
-            return namespace.from_cluster(name) if name else None
-        self.meter.logged_in(tenant.id, topic_name_of)
+        self.meter.logged_in(tenant.id, tenant_topic_names(tenant.namespace, self.server.topic_ids))
         self._counted = True
         assert self._prelogin is not None
         self._prelogin.release()  # from now on, the tenant's limits
@@ -341,12 +339,11 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.meter.answered(ex.api_key, ex, sum(len(c) for c in chunks))
         hold = release(ex, self.context) if ex.throttle_until else 0.0
         if hold <= 0:
-            ex.out = chunks
-            self.flush()
+            self._send(ex, chunks)
         else:
-            asyncio.get_running_loop().call_later(hold, self._send_late, ex, chunks)
+            asyncio.get_running_loop().call_later(hold, self._send, ex, chunks)
 
-    def _send_late(self, ex: Exchange, chunks: list[Chunk]) -> None:
+    def _send(self, ex: Exchange, chunks: list[Chunk]) -> None:
         ex.out = chunks
         self.flush()
 

@@ -11,6 +11,8 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 
+from tenantry.protocol.buffers import new_buffer
+
 
 class MemoryBudget:
     def __init__(self, limit: int) -> None:
@@ -24,7 +26,7 @@ class MemoryBudget:
         if self.used and self.used + size > self.limit:
             return None
         self.used += size
-        return bytearray(size)
+        return new_buffer(size)
 
     def release(self, size: int) -> None:
         self.used -= size

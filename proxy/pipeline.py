@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tenantry.protocol.messages import REQUESTS
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Outcome
 from tenantry.proxy.stages import (
@@ -85,6 +86,21 @@ TRANSPARENT_STAGES: tuple[Stage, ...] = (
 RAW_SASL_STAGES: tuple[Stage, ...] = (login.raw_token,)
 
 
+def routes(stages: tuple[Stage, ...]) -> dict[int, tuple[Stage, ...]]:
+    """For each API key, the stages of `stages` that act on it.
+
+    A stage declared with :func:`~tenantry.proxy.stages.acts_on` is left out of the other APIs' routes,
+    so a Produce does not pass through the ApiVersions or DescribeClientQuotas stages only to learn they
+    have nothing to do: each pass is Python calls, on every request. Keys no schema knows are not here
+    (see :func:`route`).
+    """
+    return {key: route(stages, key) for key in REQUESTS}
+
+
+def route(stages: tuple[Stage, ...], api_key: int) -> tuple[Stage, ...]:
+    return tuple(stage for stage in stages if api_key in getattr(stage, "api_keys", (api_key,)))
+
+
 def advance(exchange: Exchange, context: StageContext, stages: tuple[Stage, ...], start: int) -> tuple[Outcome, int]:
     """Run `stages` from `start` until one decides; the outcome and the index of the stage that gave it."""
     for index in range(start, len(stages)):
@@ -92,3 +108,7 @@ def advance(exchange: Exchange, context: StageContext, stages: tuple[Stage, ...]
         if outcome is not None:
             return outcome, index
     raise AssertionError("the last stage must forward or answer every request")
+
+
+TENANT_ROUTES = routes(TENANT_STAGES)
+TRANSPARENT_ROUTES = routes(TRANSPARENT_STAGES)

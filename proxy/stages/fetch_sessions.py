@@ -17,6 +17,7 @@ from tenantry.protocol.messages.fetch_response import FetchResponse
 from tenantry.proxy import test_switches
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, Outcome
+from tenantry.proxy.stages import acts_on
 
 if TYPE_CHECKING:
     from tenantry.proxy.stage_context import StageContext
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 SESSIONLESS = 0  # a full fetch that opens a new session, or uses none
 
 
+@acts_on(ApiKey.FETCH)
 def owned(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.FETCH:
         return None

@@ -14,6 +14,7 @@ from tenantry.protocol.messages import REQUESTS
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.guard import GROUP_APIS, TOPIC_APIS, merge_refused
 from tenantry.proxy.outcomes import Answer, Close, Outcome, Suspend
+from tenantry.proxy.stages import acts_on
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.registry import Tenant
 
@@ -24,6 +25,7 @@ TOPIC_MUTATIONS = "topic_mutations"
 WATCHED = TOPIC_APIS | GROUP_APIS
 
 
+@acts_on(*WATCHED)
 def check(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key not in WATCHED:
         return None

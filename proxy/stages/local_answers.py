@@ -14,6 +14,7 @@ from tenantry.protocol.schema import Message
 from tenantry.proxy.api_versions import api_versions_response
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, Outcome
+from tenantry.proxy.stages import acts_on
 from tenantry.proxy.stages.login import SASL_VERSIONS
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 BROKERS = 1  # DescribeCluster's endpoint_type for brokers; 2 asks for controllers
 
 
+@acts_on(ApiKey.API_VERSIONS)
 def api_versions(ex: Exchange, ctx: StageContext) -> Outcome | None:
     """The versions this client may use: the proxy's, the broker's and the tenant policy's in common."""
     if ex.api_key != ApiKey.API_VERSIONS:
@@ -33,6 +35,7 @@ def api_versions(ex: Exchange, ctx: StageContext) -> Outcome | None:
     return Answer(api_versions_response(table, None, ErrorCode.UNSUPPORTED_VERSION), version=0)
 
 
+@acts_on(ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE)
 def sasl_refusal(ex: Exchange, ctx: StageContext) -> Outcome | None:
     """Without tenants, answer SASL as a broker's plaintext listener does."""
     versions = SASL_VERSIONS.get(ex.api_key)
@@ -43,6 +46,7 @@ def sasl_refusal(ex: Exchange, ctx: StageContext) -> Outcome | None:
     return Answer(refusal)
 
 
+@acts_on(ApiKey.DESCRIBE_CLUSTER)
 def controllers(ex: Exchange, ctx: StageContext) -> Outcome | None:
     """The proxy serves broker endpoints only: a DescribeCluster for the controllers is refused."""
     if ex.api_key != ApiKey.DESCRIBE_CLUSTER or ex.api_version < 1:

@@ -23,6 +23,7 @@ from tenantry.protocol.schema import Versions
 from tenantry.proxy.client_auth import AUTHENTICATED, ClientAuth, IllegalSaslState
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Close, Outcome, Suspend
+from tenantry.proxy.stages import acts_on
 from tenantry.tenants.auth import AuthenticationFailed
 from tenantry.tenants.quotas import CONNECTIONS
 from tenantry.tenants.registry import is_probe_user
@@ -34,6 +35,7 @@ SASL_VERSIONS: dict[int, Versions] = {ApiKey.SASL_HANDSHAKE: Versions(0, 1), Api
 LOGIN_FAILED = "login failed"
 
 
+@acts_on(ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE)
 def sasl(ex: Exchange, ctx: StageContext) -> Outcome | None:
     """SaslHandshake and SaslAuthenticate, for the first login and for re-authentication (KIP-368)."""
     versions = SASL_VERSIONS.get(ex.api_key)

@@ -31,6 +31,7 @@ from tenantry.protocol.messages.list_groups_request import ListGroupsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, Close, Outcome, Suspend
+from tenantry.proxy.stages import acts_on
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.quotas import CONNECTIONS, FETCH, PRODUCE, REQUESTS
 from tenantry.tenants.registry import Tenant
@@ -44,6 +45,7 @@ QUOTA_KEYS = {PRODUCE: "producer_byte_rate", FETCH: "consumer_byte_rate", REQUES
               CONNECTIONS: "connection_creation_rate"}
 
 
+@acts_on(ApiKey.DESCRIBE_CLIENT_QUOTAS)
 def client_quotas(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.DESCRIBE_CLIENT_QUOTAS:  # every request passes here: the cheap test first
         return None
@@ -83,6 +85,7 @@ def _wanted(entry: EntryData, components: list[ComponentData], strict: bool) -> 
     return not strict or set(names) == {c.entity_type for c in components}
 
 
+@acts_on(ApiKey.LIST_CONFIG_RESOURCES)
 def config_resources(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.LIST_CONFIG_RESOURCES:
         return None

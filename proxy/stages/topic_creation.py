@@ -19,6 +19,7 @@ from tenantry.protocol.messages.metadata_response import MetadataResponse, Metad
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.guard import merge_refused
 from tenantry.proxy.outcomes import Close, Outcome, Suspend
+from tenantry.proxy.stages import acts_on
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.naming import InvalidName
 from tenantry.tenants.registry import Tenant
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 FIRST_WITH_THE_FLAG = 4  # AllowAutoTopicCreation
 
 
+@acts_on(ApiKey.METADATA)
 def metadata(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.METADATA or ex.api_version >= FIRST_WITH_THE_FLAG:
         return None
