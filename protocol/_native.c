@@ -312,6 +312,143 @@ done:
     return result;
 }
 
+
+/* ---- splice: the message with some fields replaced, as slices of the original around the new bytes ----
+ * Handles the common edits (strings, uuids, int16/int32 values, outside tagged fields); for anything
+ * else it returns NotImplemented and the Python splice, the reference, does the work. */
+
+typedef struct {
+    Py_ssize_t begin, end;
+    PyObject *bytes;
+} Edit;
+
+static void put_uvarint(char *out, Py_ssize_t *n, uint64_t value) {
+    while (value >= 0x80) {
+        out[(*n)++] = (char)((value & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    out[(*n)++] = (char)value;
+}
+
+/* The new bytes for one ref, or NULL with no exception set when the Python splice must do it. */
+static PyObject *encode_edit(PyObject *type, int compact, PyObject *value) {
+    const char *t = PyUnicode_AsUTF8(type);
+    if (t == NULL) return NULL;
+    char head[8];
+    Py_ssize_t n = 0;
+    if (strcmp(t, "string") == 0) {
+        if (value == Py_None) {
+            if (compact) head[n++] = 0;
+            else { head[n++] = (char)0xFF; head[n++] = (char)0xFF; }
+            return PyBytes_FromStringAndSize(head, n);
+        }
+        if (!PyUnicode_Check(value)) return NULL;
+        Py_ssize_t size;
+        const char *data = PyUnicode_AsUTF8AndSize(value, &size);
+        if (data == NULL) { PyErr_Clear(); return NULL; }  /* surrogates: the reference raises its own error */
+        if (compact) put_uvarint(head, &n, (uint64_t)size + 1);
+        else {
+            if (size > 32767) return NULL;
+            head[n++] = (char)(size >> 8);
+            head[n++] = (char)size;
+        }
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n + size);
+        if (out == NULL) return NULL;
+        memcpy(PyBytes_AS_STRING(out), head, n);
+        memcpy(PyBytes_AS_STRING(out) + n, data, size);
+        return out;
+    }
+    if (strcmp(t, "uuid") == 0) {
+        PyObject *raw = PyObject_GetAttrString(value, "bytes");
+        if (raw == NULL) { PyErr_Clear(); return NULL; }
+        if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) != 16) { Py_DECREF(raw); return NULL; }
+        return raw;
+    }
+    int size = strcmp(t, "int32") == 0 ? 4 : strcmp(t, "int16") == 0 ? 2 : 0;
+    if (size == 0 || !PyLong_CheckExact(value)) return NULL;
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    if ((size == 4 && (v < INT32_MIN || v > INT32_MAX)) || (size == 2 && (v < INT16_MIN || v > INT16_MAX))) return NULL;
+    for (int i = size - 1; i >= 0; i--) head[n++] = (char)(v >> (8 * i));
+    return PyBytes_FromStringAndSize(head, n);
+}
+
+static PyObject *splice(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "splice(buf, changes, start)");
+        return NULL;
+    }
+    PyObject *buf = args[0];
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t length = PyObject_Length(buf);
+    if (length < 0) return NULL;
+    PyObject *changes = PySequence_Fast(args[1], "changes must be a sequence");
+    if (changes == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(changes);
+    Edit *edits = PyMem_Calloc(count ? count : 1, sizeof(Edit));
+    PyObject *result = NULL;
+    Py_ssize_t made = 0;
+    if (edits == NULL) { PyErr_NoMemory(); goto done; }
+    for (; made < count; made++) {
+        PyObject *change = PySequence_Fast_GET_ITEM(changes, made);
+        if (!PyTuple_Check(change) || PyTuple_GET_SIZE(change) != 2) goto fallback;
+        PyObject *ref = PyTuple_GET_ITEM(change, 0), *value = PyTuple_GET_ITEM(change, 1);
+        PyObject *tags = PyObject_GetAttrString(ref, "tags");
+        if (tags == NULL) goto done;
+        int tagged = PyObject_IsTrue(tags);
+        Py_DECREF(tags);
+        if (tagged) goto fallback;  /* size prefixes of enclosing tagged fields change too */
+        PyObject *begin = PyObject_GetAttrString(ref, "start"), *end = PyObject_GetAttrString(ref, "end");
+        PyObject *type = PyObject_GetAttrString(ref, "type"), *compact = PyObject_GetAttrString(ref, "compact");
+        PyObject *encoded = NULL;
+        if (begin && end && type && compact && PyUnicode_Check(type)) {
+            edits[made].begin = PyLong_AsSsize_t(begin);
+            edits[made].end = PyLong_AsSsize_t(end);
+            int is_compact = PyObject_IsTrue(compact);
+            if (!PyErr_Occurred() && is_compact >= 0) encoded = encode_edit(type, is_compact, value);
+        }
+        Py_XDECREF(begin); Py_XDECREF(end); Py_XDECREF(type); Py_XDECREF(compact);
+        if (PyErr_Occurred()) goto done;
+        if (encoded == NULL) goto fallback;
+        edits[made].bytes = encoded;
+    }
+    /* stable insertion sort by start, as the reference's list.sort */
+    for (Py_ssize_t i = 1; i < count; i++) {
+        Edit e = edits[i];
+        Py_ssize_t j = i;
+        while (j > 0 && edits[j - 1].begin > e.begin) { edits[j] = edits[j - 1]; j--; }
+        edits[j] = e;
+    }
+    result = PyList_New(0);
+    if (result == NULL) goto done;
+    Py_ssize_t pos = start;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (edits[i].begin > pos) {
+            PyObject *slice = PySequence_GetSlice(buf, pos, edits[i].begin);
+            if (slice == NULL || PyList_Append(result, slice) < 0) { Py_XDECREF(slice); Py_CLEAR(result); goto done; }
+            Py_DECREF(slice);
+        }
+        if (PyList_Append(result, edits[i].bytes) < 0) { Py_CLEAR(result); goto done; }
+        pos = edits[i].end;
+    }
+    if (pos < length) {
+        PyObject *slice = PySequence_GetSlice(buf, pos, length);
+        if (slice == NULL || PyList_Append(result, slice) < 0) { Py_XDECREF(slice); Py_CLEAR(result); goto done; }
+        Py_DECREF(slice);
+    }
+    goto done;
+fallback:
+    result = Py_NewRef(Py_NotImplemented);
+done:
+    if (edits != NULL) {
+        for (Py_ssize_t i = 0; i < made && i < count; i++) Py_XDECREF(edits[i].bytes);
+        PyMem_Free(edits);
+    }
+    Py_DECREF(changes);
+    return result;
+}
+
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid_from_bytes, DecodeError)");
@@ -338,6 +475,8 @@ static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
+    {"splice", (PyCFunction)(void (*)(void))splice, METH_FASTCALL,
+     "splice(buf, changes, start) -> list of chunks, or NotImplemented for edits the Python splice must make."},
     {"uninitialized_bytearray", uninitialized_bytearray, METH_O,
      "uninitialized_bytearray(size) -> bytearray of size bytes, not zeroed."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,

@@ -207,6 +207,16 @@ Chunk = bytes | bytearray | memoryview
 
 def splice(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start: int = 0) -> list[Chunk]:
     """buf[start:] with each ref's bytes replaced by its new value; unchanged bytes are slices, not copies."""
+    if _native is not None:
+        changes = changes if isinstance(changes, list) else list(changes)
+        done = _native.splice(buf, changes, start)
+        if done is not NotImplemented:  # edits inside tagged fields, and rare types, are the reference's
+            return done  # type: ignore[no-any-return]
+    return splice_in_python(buf, changes, start)
+
+
+def splice_in_python(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start: int = 0) -> list[Chunk]:
+    """:func:`splice` in Python: the reference, and the whole of it without the C extension."""
     edits: list[tuple[int, int, bytes]] = []
     spans: set[TagSpan] = set()
     for ref, value in changes:

@@ -61,6 +61,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.input = (FrameInput(server.prelogin.max_frame, server.prelogin.memory, self.gate, self._on_frames,
                                  PRE_LOGIN_SCRATCH) if tenants else
                       FrameInput(self.config.max_frame_bytes, server.memory, self.gate, self._on_frames))
+        self.get_buffer = self.input.get_buffer  # type: ignore[method-assign]  # uvloop calls it on every read
         self._prelogin: PreLoginTicket | None = None
         self.inbox: deque[memoryview] = deque()  # frames read but not yet started through the pipeline
         self.outbox: deque[Exchange] = deque()
@@ -127,7 +128,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.state is ClientState.AUTHENTICATING:
             self.close("no login within login_timeout_ms")
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, sizehint: int) -> memoryview:  # replaced per instance by the reader's own (__init__)
         return self.input.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:

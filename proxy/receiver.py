@@ -20,6 +20,9 @@ class FrameInput:
         self._holder = budget  # the budget that gave the big frame being received its buffer
         self._gate = gate
         self._on_frames = on_frames
+        self._starved = False  # reading is paused until the budget has memory for the frame being received
+        # The protocol hands the event loop this bound method itself: no call in between on every read.
+        self.get_buffer = self.reader.get_buffer
 
     def admit_more(self, max_frame: int, budget: Budget, scratch_size: int) -> None:
         """From now on, take frames up to `max_frame` and big frames' buffers from `budget` (after a login).
@@ -39,16 +42,15 @@ class FrameInput:
     def _release(self, size: int) -> None:
         self._holder.release(size)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.reader.get_buffer(sizehint)
-
     def buffer_updated(self, nbytes: int) -> None:
         """Raises FrameTooLarge for a size prefix over the limit (the caller closes)."""
         self._on_frames(self.reader.buffer_updated(nbytes))
-        self._wait_if_starved()
+        if self.reader.starved_for or self._starved:  # rarely: most reads neither start nor end a wait
+            self._wait_if_starved()
 
     def _wait_if_starved(self) -> None:
-        if self.reader.starved:
+        self._starved = self.reader.starved
+        if self._starved:
             self._gate.block("waiting for memory")
             self._budget.wait(self._schedule_retry)
         else:

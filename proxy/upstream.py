@@ -87,6 +87,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.pending: deque[InFlight | _OwnRequest] = deque()
         self.gate = ReadGate()
         self.input = FrameInput(config.max_frame_bytes, memory, self.gate, self._on_frames)
+        self.get_buffer = self.input.get_buffer  # type: ignore[method-assign]  # uvloop calls it on every read
         self.transport: asyncio.Transport | None = None
         self.broker_versions: ApiVersionsResponse | None = None
         self.table: dict[int, Versions] = {}
@@ -127,7 +128,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         self.gate.attach(self.transport)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, sizehint: int) -> memoryview:  # replaced per instance by the reader's own (__init__)
         return self.input.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -106,3 +106,45 @@ def test_records_are_views_of_the_caller_buffer():
     refs = scanner.scan(ProduceRequest, 9, memoryview(wire), 0, frozenset({"records", "topicName"}))
     assert [r.entity for r in refs] == ["topicName", "records"]
     assert isinstance(refs[1].value, memoryview) and refs[1].value.obj is wire
+
+
+def replacement(ref, draw):
+    """A new value of the ref's type, as the rewriter makes them (names with and without a prefix)."""
+    if ref.type == "string":
+        return draw(st.one_of(st.none(), st.text(max_size=40), st.just("acme." + (ref.value or ""))))
+    if ref.type == "uuid":
+        return draw(st.uuids())
+    if ref.type == "int32":
+        return draw(st.integers(-(2**31), 2**31 - 1))
+    if ref.type == "int16":
+        return draw(st.integers(-(2**15), 2**15 - 1))
+    return ref.value  # the C splice leaves other types to the reference
+
+
+@pytest.mark.parametrize(("cls", "version"), CASES[::2])
+@given(data=st.data())
+@settings(max_examples=10)
+def test_splice_gives_the_same_bytes(cls, version, data):
+    from tenantry.protocol.scanner import splice, splice_in_python
+
+    message = data.draw(struct_strategy(cls, version, version in cls.FLEXIBLE_VERSIONS))
+    wire = memoryview(encode(message, version))
+    refs = scan_in_python(cls, version, wire, 0, EVERY_ENTITY)
+    changes = [(r, replacement(r, data.draw)) for r in refs if data.draw(st.booleans())]
+    assert b"".join(splice(wire, changes)) == b"".join(splice_in_python(wire, changes))
+
+
+def test_the_c_splice_makes_the_common_edits_itself():
+    from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+    from tenantry.protocol.native import NATIVE
+
+    request = ProduceRequest(acks=1, topic_data=[TopicProduceData(name="orders", partition_data=[
+        PartitionProduceData(index=0, records=b"batch" * 100)])])
+    for version in (8, 9):  # classic and compact strings
+        wire = memoryview(encode(request, version))
+        (ref,) = scanner.scan(ProduceRequest, version, wire, 0, frozenset({"topicName"}))
+        parts = NATIVE.splice(wire, [(ref, "acme.orders")], 0)
+        assert parts is not NotImplemented
+        assert b"".join(parts) == encode(ProduceRequest(acks=1, topic_data=[TopicProduceData(
+            name="acme.orders", partition_data=[PartitionProduceData(index=0, records=b"batch" * 100)])]), version)
+        assert any(isinstance(p, memoryview) and p.obj is wire.obj for p in parts)  # the records are not copied
