@@ -40,7 +40,7 @@ typedef struct {
     int depth;
 } Scan;
 
-static PyObject *DecodeError, *RefType, *TagSpanType, *UuidFactory;
+static PyObject *DecodeError, *RefType, *TagSpanType, *UuidType, *UuidUnknownSafety, *EmptyTuple, *IntName, *IsSafeName;
 
 static int fail(const char *message) {
     PyErr_SetString(DecodeError, message);
@@ -119,10 +119,17 @@ static PyObject *ref_value(const Scan *s, int64_t *pos, int64_t end, int compact
     case K_UUID: {
         if (start + 16 > end) { fail("length runs past the end of the message"); return NULL; }
         *pos = start + 16;
-        PyObject *raw = PyBytes_FromStringAndSize((const char *)s->buf + start, 16);
-        if (raw == NULL) return NULL;
-        PyObject *value = PyObject_CallOneArg(UuidFactory, raw);
-        Py_DECREF(raw);
+        /* uuid.UUID(bytes=...) without running its __init__ in Python: object.__new__(UUID) and its two
+         * slots, as UUID.__init__ leaves them (int, and is_safe = SafeUUID.unknown). */
+        PyObject *number = _PyLong_FromByteArray(s->buf + start, 16, 0, 0);
+        if (number == NULL) return NULL;
+        PyObject *value = PyBaseObject_Type.tp_new((PyTypeObject *)UuidType, EmptyTuple, NULL);
+        if (value == NULL || PyObject_GenericSetAttr(value, IntName, number) < 0 ||
+            PyObject_GenericSetAttr(value, IsSafeName, UuidUnknownSafety) < 0) {
+            Py_XDECREF(value);
+            value = NULL;
+        }
+        Py_DECREF(number);
         return value;
     }
     default: {  /* string, bytes, records */
@@ -450,15 +457,18 @@ done:
 }
 
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid_from_bytes, DecodeError)");
+    if (nargs != 5 || !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError)");
         return NULL;
     }
-    PyObject **slots[] = {&RefType, &TagSpanType, &UuidFactory, &DecodeError};
-    for (int i = 0; i < 4; i++) {
+    PyObject **slots[] = {&RefType, &TagSpanType, &UuidType, &UuidUnknownSafety, &DecodeError};
+    for (int i = 0; i < 5; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
     }
+    if (EmptyTuple == NULL && (EmptyTuple = PyTuple_New(0)) == NULL) return NULL;
+    if (IntName == NULL && (IntName = PyUnicode_InternFromString("int")) == NULL) return NULL;
+    if (IsSafeName == NULL && (IsSafeName = PyUnicode_InternFromString("is_safe")) == NULL) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -482,7 +492,7 @@ static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Ref, TagSpan, uuid_from_bytes, DecodeError): the Python types the scanner builds and raises."},
+     "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError): what the scanner builds and raises."},
     {NULL, NULL, 0, NULL},
 };
 

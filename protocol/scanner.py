@@ -242,13 +242,9 @@ def splice_in_python(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start:
     return parts
 
 
-def _uuid_from_bytes(raw: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=raw)
-
-
 def _setup_native() -> ModuleType | None:
     if NATIVE is not None:
-        NATIVE.setup(Ref, TagSpan, _uuid_from_bytes, DecodeError)
+        NATIVE.setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError)
     return NATIVE
 
 

@@ -148,3 +148,17 @@ def test_the_c_splice_makes_the_common_edits_itself():
         assert b"".join(parts) == encode(ProduceRequest(acks=1, topic_data=[TopicProduceData(
             name="acme.orders", partition_data=[PartitionProduceData(index=0, records=b"batch" * 100)])]), version)
         assert any(isinstance(p, memoryview) and p.obj is wire.obj for p in parts)  # the records are not copied
+
+
+def test_topic_ids_are_whole_uuids():
+    import uuid
+
+    from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+    topic_id = uuid.uuid4()
+    wire = encode(ProduceRequest(acks=1, topic_data=[TopicProduceData(topic_id=topic_id, partition_data=[
+        PartitionProduceData(index=0, records=b"x")])]), 13)
+    (ref,) = scanner.scan(ProduceRequest, 13, memoryview(wire), 0, frozenset({"topicId"}))
+    assert type(ref.value) is uuid.UUID and ref.value == topic_id and hash(ref.value) == hash(topic_id)
+    assert str(ref.value) == str(topic_id) and ref.value.is_safe is uuid.SafeUUID.unknown
+    assert {ref.value: 1}[topic_id] == 1
