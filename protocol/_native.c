@@ -456,13 +456,80 @@ done:
     return result;
 }
 
-static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyType_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError)");
+
+/* ---- request headers: api key, version, correlation id, client id and where the body starts ----
+ * The same result and the same refusals as tenantry.protocol.headers.parse_request_header (the
+ * reference); an API key the table does not hold is left to it (it raises UnknownApi). */
+static PyObject *parse_request_header(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "parse_request_header(frame, first_flexible: dict)");
         return NULL;
     }
-    PyObject **slots[] = {&RefType, &TagSpanType, &UuidType, &UuidUnknownSafety, &DecodeError};
-    for (int i = 0; i < 5; i++) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = view.buf;
+    int64_t len = view.len, pos;
+    PyObject *result = NULL, *client_id = NULL;
+    if (len < 8) {
+        PyErr_Format(DecodeError, "request of %zd bytes is shorter than a request header", view.len);
+        goto done;
+    }
+    int api_key = (int16_t)((b[0] << 8) | b[1]), api_version = (int16_t)((b[2] << 8) | b[3]);
+    int32_t corr = (int32_t)(((uint32_t)b[4] << 24) | ((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7]);
+    PyObject *key = PyLong_FromLong(api_key);
+    if (key == NULL) goto done;
+    PyObject *first = PyDict_GetItemWithError(args[1], key);  /* borrowed */
+    Py_DECREF(key);
+    if (first == NULL) {
+        if (!PyErr_Occurred()) result = Py_NewRef(Py_NotImplemented);
+        goto done;
+    }
+    if (len < 10) { PyErr_SetString(DecodeError, "malformed request header: truncated"); goto done; }
+    int n = (int16_t)((b[8] << 8) | b[9]);
+    pos = 10;
+    if (n >= 0) {
+        if (pos + n > len) { PyErr_SetString(DecodeError, "client id runs past the end of the request"); goto done; }
+        client_id = PyUnicode_DecodeUTF8((const char *)b + pos, n, "replace");
+        if (client_id == NULL) goto done;
+        pos += n;
+    } else {
+        client_id = Py_NewRef(Py_None);
+    }
+    if (first != Py_None) {
+        long from = PyLong_AsLong(first);
+        if (from == -1 && PyErr_Occurred()) goto done;
+        if (api_version >= from) {
+            Scan s = {.buf = b};
+            int64_t count, value;
+            if (read_uvarint(&s, &pos, len, &count) < 0) goto header_error;
+            for (int64_t i = 0; i < count; i++) {
+                if (read_uvarint(&s, &pos, len, &value) < 0 || read_uvarint(&s, &pos, len, &value) < 0)
+                    goto header_error;
+                pos += value;
+            }
+            if (pos > len) {
+                PyErr_SetString(DecodeError, "tagged fields run past the end of the header");
+                goto done;
+            }
+        }
+    }
+    result = Py_BuildValue("iiiOL", api_key, api_version, (int)corr, client_id, (long long)pos);
+    goto done;
+header_error:
+    PyErr_SetString(DecodeError, "malformed request header: truncated or bad tagged fields");
+done:
+    Py_XDECREF(client_id);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown)");
+        return NULL;
+    }
+    PyObject **slots[] = {&RefType, &TagSpanType, &UuidType, &UuidUnknownSafety};
+    for (int i = 0; i < 4; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
     }
@@ -485,6 +552,8 @@ static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
+    {"parse_request_header", (PyCFunction)(void (*)(void))parse_request_header, METH_FASTCALL,
+     "parse_request_header(frame, first_flexible) -> (key, version, corr, client_id, body_offset), or NotImplemented."},
     {"splice", (PyCFunction)(void (*)(void))splice, METH_FASTCALL,
      "splice(buf, changes, start) -> list of chunks, or NotImplemented for edits the Python splice must make."},
     {"uninitialized_bytearray", uninitialized_bytearray, METH_O,
@@ -492,11 +561,19 @@ static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError): what the scanner builds and raises."},
+     "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown): the types the scanner builds."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "tenantry.protocol._native",
-                                    "The codec's hot loops in C; see tenantry.protocol.scan_program.", -1, methods};
+                                    "The codec's hot loops in C; see tenantry.protocol.scan_program.", -1, methods,
+                                    NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *errors = PyImport_ImportModule("tenantry.protocol.errors");
+    if (errors == NULL) return NULL;
+    DecodeError = PyObject_GetAttrString(errors, "DecodeError");
+    Py_DECREF(errors);
+    if (DecodeError == NULL) return NULL;
+    return PyModule_Create(&module);
+}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from tenantry.protocol.errors import DecodeError, UnknownApi
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
+from tenantry.protocol.native import NATIVE
 from tenantry.protocol.primitives import INT16, INT32, encode_uvarint, read_uvarint
 from tenantry.protocol.schema import Message
 
@@ -68,6 +69,15 @@ def peek_request_header(frame: memoryview) -> tuple[int, int, int]:
 
 def parse_request_header(frame: memoryview) -> RequestHeader:
     """Parse a request header; the API key and version must be known (see :func:`is_known`)."""
+    if NATIVE is not None:
+        parsed = NATIVE.parse_request_header(frame, _FIRST_FLEXIBLE)
+        if parsed is not NotImplemented:
+            return RequestHeader(*parsed)
+    return parse_request_header_in_python(frame)
+
+
+def parse_request_header_in_python(frame: memoryview) -> RequestHeader:
+    """:func:`parse_request_header` in Python: the reference, and the whole of it without the C extension."""
     api_key, api_version, correlation_id = peek_request_header(frame)
     try:
         n = INT16.unpack_from(frame, _HEADER_PREFIX)[0]

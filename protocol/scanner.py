@@ -244,7 +244,7 @@ def splice_in_python(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start:
 
 def _setup_native() -> ModuleType | None:
     if NATIVE is not None:
-        NATIVE.setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown, DecodeError)
+        NATIVE.setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown)
     return NATIVE
 
 

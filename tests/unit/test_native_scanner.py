@@ -162,3 +162,20 @@ def test_topic_ids_are_whole_uuids():
     assert type(ref.value) is uuid.UUID and ref.value == topic_id and hash(ref.value) == hash(topic_id)
     assert str(ref.value) == str(topic_id) and ref.value.is_safe is uuid.SafeUUID.unknown
     assert {ref.value: 1}[topic_id] == 1
+
+
+@given(api_key=st.sampled_from(sorted(REQUESTS)), version=st.integers(0, 20), corr=st.integers(-(2**31), 2**31 - 1),
+       client_id=st.one_of(st.none(), st.text(max_size=30)), tags=st.binary(max_size=12), tail=st.binary(max_size=8),
+       cut=st.integers(0, 60))
+@settings(max_examples=2000)
+def test_request_headers_parse_alike(api_key, version, corr, client_id, tags, tail, cut):
+    import struct
+
+    from tenantry.protocol.headers import parse_request_header, parse_request_header_in_python
+
+    raw = b"" if client_id is None else client_id.encode("utf-8", "surrogatepass")
+    frame = struct.pack(">hhih", api_key, version, corr, -1 if client_id is None else len(raw)) + raw + tags + tail
+    for wire in (frame, frame[:cut]):
+        native = outcome(parse_request_header, memoryview(wire))
+        python = outcome(parse_request_header_in_python, memoryview(wire))
+        assert native == python
