@@ -457,6 +457,68 @@ done:
 }
 
 
+
+/* A flexible header's tagged fields, skipped as headers.skip_tagged_fields does; -1 with DecodeError set. */
+static int skip_header_tags(const uint8_t *b, int64_t len, int64_t *pos) {
+    Scan s = {.buf = b};
+    int64_t count, value;
+    if (read_uvarint(&s, pos, len, &count) < 0) goto bad;
+    for (int64_t i = 0; i < count; i++) {
+        if (read_uvarint(&s, pos, len, &value) < 0 || read_uvarint(&s, pos, len, &value) < 0) goto bad;
+        *pos += value;
+    }
+    if (*pos > len) {
+        PyErr_SetString(DecodeError, "tagged fields run past the end of the header");
+        return -1;
+    }
+    return 0;
+bad:
+    PyErr_SetString(DecodeError, "malformed header: truncated or bad tagged fields");
+    return -1;
+}
+
+/* (api key, api version, correlation id) of any request, known or not. */
+static PyObject *peek_request_header(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = view.buf;
+    PyObject *result = NULL;
+    if (view.len < 8) {
+        PyErr_Format(DecodeError, "request of %zd bytes is shorter than a request header", view.len);
+    } else {
+        int32_t corr = (int32_t)(((uint32_t)b[4] << 24) | ((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7]);
+        result = Py_BuildValue("iii", (int16_t)((b[0] << 8) | b[1]), (int16_t)((b[2] << 8) | b[3]), (int)corr);
+    }
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* Where a response's body starts: after the correlation id, and the tagged fields of a flexible header
+ * (ApiVersions answers always use header v0). NotImplemented for an API key the table does not hold. */
+static PyObject *response_body_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "response_body_start(frame, api_key, api_version, first_flexible)");
+        return NULL;
+    }
+    long api_key = PyLong_AsLong(args[1]), api_version = PyLong_AsLong(args[2]);
+    if ((api_key == -1 || api_version == -1) && PyErr_Occurred()) return NULL;
+    PyObject *first = PyDict_GetItemWithError(args[3], args[1]);  /* borrowed */
+    if (first == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (api_key == 18 || first == Py_None) return PyLong_FromLong(4);  /* 18: ApiVersions */
+    long from = PyLong_AsLong(first);
+    if (from == -1 && PyErr_Occurred()) return NULL;
+    if (api_version < from) return PyLong_FromLong(4);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    int64_t pos = 4;
+    int rc = skip_header_tags(view.buf, view.len, &pos);
+    PyBuffer_Release(&view);
+    return rc < 0 ? NULL : PyLong_FromLongLong(pos);
+}
+
 /* ---- request headers: api key, version, correlation id, client id and where the body starts ----
  * The same result and the same refusals as tenantry.protocol.headers.parse_request_header (the
  * reference); an API key the table does not hold is left to it (it raises UnknownApi). */
@@ -498,25 +560,9 @@ static PyObject *parse_request_header(PyObject *self, PyObject *const *args, Py_
     if (first != Py_None) {
         long from = PyLong_AsLong(first);
         if (from == -1 && PyErr_Occurred()) goto done;
-        if (api_version >= from) {
-            Scan s = {.buf = b};
-            int64_t count, value;
-            if (read_uvarint(&s, &pos, len, &count) < 0) goto header_error;
-            for (int64_t i = 0; i < count; i++) {
-                if (read_uvarint(&s, &pos, len, &value) < 0 || read_uvarint(&s, &pos, len, &value) < 0)
-                    goto header_error;
-                pos += value;
-            }
-            if (pos > len) {
-                PyErr_SetString(DecodeError, "tagged fields run past the end of the header");
-                goto done;
-            }
-        }
+        if (api_version >= from && skip_header_tags(b, len, &pos) < 0) goto done;
     }
     result = Py_BuildValue("iiiOL", api_key, api_version, (int)corr, client_id, (long long)pos);
-    goto done;
-header_error:
-    PyErr_SetString(DecodeError, "malformed request header: truncated or bad tagged fields");
 done:
     Py_XDECREF(client_id);
     PyBuffer_Release(&view);
@@ -552,6 +598,10 @@ static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
+    {"peek_request_header", peek_request_header, METH_O,
+     "peek_request_header(frame) -> (api_key, api_version, correlation_id)."},
+    {"response_body_start", (PyCFunction)(void (*)(void))response_body_start, METH_FASTCALL,
+     "response_body_start(frame, api_key, api_version, first_flexible) -> int, or NotImplemented."},
     {"parse_request_header", (PyCFunction)(void (*)(void))parse_request_header, METH_FASTCALL,
      "parse_request_header(frame, first_flexible) -> (key, version, corr, client_id, body_offset), or NotImplemented."},
     {"splice", (PyCFunction)(void (*)(void))splice, METH_FASTCALL,

@@ -62,6 +62,12 @@ class RequestHeader:
 
 def peek_request_header(frame: memoryview) -> tuple[int, int, int]:
     """(api_key, api_version, correlation_id): readable for any request, known or not."""
+    if NATIVE is not None:
+        return NATIVE.peek_request_header(frame)  # type: ignore[no-any-return]
+    return peek_request_header_in_python(frame)
+
+
+def peek_request_header_in_python(frame: memoryview) -> tuple[int, int, int]:
     if len(frame) < _HEADER_PREFIX:
         raise DecodeError(f"request of {len(frame)} bytes is shorter than a request header")
     return INT16.unpack_from(frame, 0)[0], INT16.unpack_from(frame, 2)[0], INT32.unpack_from(frame, 4)[0]
@@ -78,7 +84,7 @@ def parse_request_header(frame: memoryview) -> RequestHeader:
 
 def parse_request_header_in_python(frame: memoryview) -> RequestHeader:
     """:func:`parse_request_header` in Python: the reference, and the whole of it without the C extension."""
-    api_key, api_version, correlation_id = peek_request_header(frame)
+    api_key, api_version, correlation_id = peek_request_header_in_python(frame)
     try:
         n = INT16.unpack_from(frame, _HEADER_PREFIX)[0]
         pos = _HEADER_PREFIX + 2
@@ -104,6 +110,15 @@ def skip_tagged_fields(buf: memoryview, pos: int) -> int:
     if pos > len(buf):
         raise DecodeError("tagged fields run past the end of the header")
     return pos
+
+
+def response_body_start(frame: memoryview, api_key: int, api_version: int) -> int:
+    """Where the body of a response to `api_key` at `api_version` starts (see :func:`response_body_offset`)."""
+    if NATIVE is not None:
+        start = NATIVE.response_body_start(frame, api_key, api_version, _FIRST_FLEXIBLE)
+        if start is not NotImplemented:
+            return start  # type: ignore[no-any-return]
+    return response_body_offset(frame, response_header_version(api_key, api_version))
 
 
 def response_body_offset(frame: memoryview, header_version: int) -> int:

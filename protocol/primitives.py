@@ -204,7 +204,7 @@ class Writer:
         return [p for p in (*self.parts, self.buf) if len(p)]
 
     def size(self) -> int:
-        return sum(len(p) for p in self.parts) + len(self.buf)
+        return sum(map(len, self.parts)) + len(self.buf)
 
     def getvalue(self) -> bytes:
         return b"".join(self.chunks())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from tenantry.protocol import FrameTooLarge, ProtocolError
 from tenantry.protocol.envelope import response_frame
-from tenantry.protocol.headers import peek_request_header, response_body_offset, response_header_version
+from tenantry.protocol.headers import peek_request_header, response_body_start
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
@@ -277,7 +277,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         ex.received = now()
         try:
             ex.response = frame
-            ex.body_offset = response_body_offset(frame, response_header_version(ex.api_key, ex.api_version))
+            ex.body_offset = response_body_start(frame, ex.api_key, ex.api_version)
             for hook in reversed(ex.hooks):
                 hook(ex, self.context)
         except Leak as exc:
@@ -288,7 +288,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.close(f"broker response to API {ex.api_key} v{ex.api_version} is malformed: {exc}", ex.api_key)
             return
         body = ex.chunks if ex.chunks is not None else [frame[4:]]
-        chunks: list[Chunk] = [INT32.pack(4 + sum(len(c) for c in body)) + INT32.pack(ex.client_corr), *body]
+        chunks: list[Chunk] = [INT32.pack(4 + sum(map(len, body))) + INT32.pack(ex.client_corr), *body]
         if ex.new_brokers is None and ex.before_release is None:
             self._release(ex, chunks)
         else:
@@ -328,7 +328,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         frame = response_frame(answer.response, ex.api_version, ex.client_corr)
         body = memoryview(frame)[4:]
         self.meter.errors(ex.api_key, ex.api_version, body,
-                          response_body_offset(body, response_header_version(ex.api_key, ex.api_version)))
+                          response_body_start(body, ex.api_key, ex.api_version))
         self.outbox.append(ex)
         self._release(ex, [frame])
         if answer.drain is not None:
@@ -337,7 +337,7 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _release(self, ex: Exchange, chunks: list[Chunk]) -> None:
         """Send a response when its throttle allows (see :func:`~tenantry.proxy.stages.quotas.release`)."""
         if not ex.raw:
-            self.meter.answered(ex.api_key, ex, sum(len(c) for c in chunks))
+            self.meter.answered(ex.api_key, ex, sum(map(len, chunks)))
         hold = release(ex, self.context) if ex.throttle_until else 0.0
         if hold <= 0:
             self._send(ex, chunks)

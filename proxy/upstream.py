@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 from tenantry.protocol import ProtocolError, decode
 from tenantry.protocol.envelope import request_frame
 from tenantry.protocol.errors import ErrorCode
-from tenantry.protocol.headers import response_body_offset, response_header_version
+from tenantry.protocol.headers import response_body_start
 from tenantry.protocol.messages import RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.api_versions_request import ApiVersionsRequest
@@ -183,7 +183,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             entry.upstream_corr = corr
             self.pending.append(entry)
         first = parts[0]
-        size = sum(len(p) for p in parts)
+        size = sum(map(len, parts))
         head = INT32.pack(size) + bytes(first[:4]) + INT32.pack(corr)
         # The rest goes out as slices of what was received: record batches are never copied here.
         self.transport.writelines((head, first[8:], *parts[1:]))
@@ -227,7 +227,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _resolve(entry: _OwnRequest, frame: memoryview) -> None:
         if entry.future.done():  # its waiter was cancelled (shutdown, a client gone): nobody to tell
             return
-        offset = response_body_offset(frame, response_header_version(entry.api_key, entry.version))
+        offset = response_body_start(frame, entry.api_key, entry.version)
         version = entry.version
         if (entry.api_key == ApiKey.API_VERSIONS and len(frame) >= offset + 2
                 and INT16.unpack_from(frame, offset)[0] == ErrorCode.UNSUPPORTED_VERSION):
