@@ -83,6 +83,7 @@ class Rewriter:
         self.allow_auto_create = allow_auto_create
         self.group_protocols: dict[str, str | None] = {}  # cluster group id -> protocol type
         self._wanted_in_responses = (TENANT_RESPONSE | ADDRESSES) if namespace is not None else ADDRESSES
+        self._headers: dict[tuple[bool, bytes], bytes] = {}  # (JoinGroup?, header after the API version) -> rewritten
 
     # -- requests ---------------------------------------------------------------------------------
     def request(self, frame: memoryview, header: RequestHeader,
@@ -124,12 +125,20 @@ class Rewriter:
         # traffic. Tagged header fields after the client id are kept as they were. JoinGroup is the
         # exception: the broker makes a classic member id from its client id ("<client id>-<uuid>"),
         # and the tenant sees member ids, so they must not carry the prefix.
-        n = INT16.unpack_from(frame, 8)[0]
-        after_client_id = 10 + max(n, 0)
-        prefix = self.ns.prefix if self.ns is not None and header.api_key != ApiKey.JOIN_GROUP else ""
-        client_id = f"{prefix}{header.client_id or ''}".encode()
-        return (bytes(frame[:8]) + INT16.pack(len(client_id)) + client_id
-                + bytes(frame[after_client_id:header.body_offset]))
+        # A client sends the same client id on every request: the rewritten rest of the header is cached.
+        joining = header.api_key == ApiKey.JOIN_GROUP
+        original = bytes(frame[8:header.body_offset])
+        rest = self._headers.get((joining, original))
+        if rest is None:
+            n = INT16.unpack_from(frame, 8)[0]
+            prefix = self.ns.prefix if self.ns is not None and not joining else ""
+            client_id = f"{prefix}{header.client_id or ''}".encode()
+            rest = INT16.pack(len(client_id)) + client_id + bytes(frame[10 + max(n, 0):header.body_offset])
+            if len(original) <= 256:  # per connection: a few short ones, whatever a client sends
+                if len(self._headers) >= 4:
+                    self._headers.clear()
+                self._headers[joining, original] = rest
+        return bytes(frame[:8]) + rest
 
     @property
     def prefix(self) -> str:

@@ -97,3 +97,22 @@ def test_unknown_tagged_fields_survive_a_rewrite():
     out = rewritten(MetadataResponse, message, 12)[2]
     assert out.brokers[0].unknown_tags == {999: b"future"}
     assert out.unknown_tags == {1000: b"also-future"}
+
+
+def test_the_client_id_gets_the_prefix_on_every_request_whatever_the_connection_sent_before():
+    from tenantry.protocol.headers import encode_request_header, parse_request_header
+    from tenantry.protocol.messages.api_keys import ApiKey
+    from tenantry.tenants.naming import Namespace
+
+    rewriter = Rewriter(Namespace("acme."), TopicIds())
+    sent = [(ApiKey.METADATA, 12, "app"), (ApiKey.METADATA, 12, "app"), (ApiKey.METADATA, 4, "other"),
+            (ApiKey.JOIN_GROUP, 9, "app"), (ApiKey.METADATA, 12, None), (ApiKey.METADATA, 12, "x" * 1000),
+            *((ApiKey.METADATA, 12, f"c{i}") for i in range(10)), (ApiKey.METADATA, 12, "app")]
+    for key, version, client_id in sent:
+        frame = memoryview(encode_request_header(key, version, 7, client_id) + b"body")
+        rewritten = rewriter._header(frame, parse_request_header(frame))
+        got = parse_request_header(memoryview(rewritten + b"body"))
+        expected = (client_id or "") if key == ApiKey.JOIN_GROUP else "acme." + (client_id or "")
+        assert (got.api_key, got.api_version, got.client_id) == (key, version, expected)
+        assert bytes(memoryview(rewritten + b"body")[got.body_offset:]) == b"body"
+        assert len(rewriter._headers) <= 4  # per connection, whatever the client sends
