@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tenantry.protocol.headers import RequestHeader
-from tenantry.protocol.scanner import Chunk
+from tenantry.protocol.scanner import Chunk, Ref
 from tenantry.proxy.upstream import InFlight
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Exchange(InFlight):
 
     __slots__ = ("api_key", "api_version", "arrived", "before_release", "body_offset", "chunks", "client_corr",
                  "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response",
-                 "rewrite", "sent", "settle", "throttle_until")
+                 "rewrite", "scanned", "sent", "settle", "throttle_until")
 
     def __init__(self, frame: memoryview, api_key: int, api_version: int, client_corr: int, raw: bool = False) -> None:
         super().__init__()
@@ -44,6 +44,7 @@ class Exchange(InFlight):
         self.header: RequestHeader | None = None  # parsed once the API and version are known to be offered
         self.parts: list[Chunk] = []  # the request as it goes to the broker
         self.rewrite: RequestContext | None = None  # what the request's rewriting must remember for its response
+        self.scanned: list[Ref] | None = None  # a Produce's refs, found once by metering (see traffic.PRODUCE_SCAN)
         # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
         # recorded, so the broker's time answering counts towards the delay, as in Kafka.
         self.throttle_until = 0.0

@@ -11,12 +11,13 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from tenantry.protocol import scan
+from tenantry.protocol import Ref, scan
 from tenantry.protocol.layout import carries_entity
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.records import count_records
 from tenantry.proxy.exchange import now
+from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST
 from tenantry.proxy.stats import Stats, TenantStats, Traffic
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 ERROR_CODES = frozenset({"errorCode"})
 RECORDS = frozenset({"records"})
 RECORDS_BY_TOPIC = frozenset({"records", "topicName", "topicId"})
+#: What a Produce request is scanned for, once: its records and topics for the meters, and every field the
+#: tenant rewrite changes (the same refs a scan for TENANT_REQUEST alone would find).
+PRODUCE_SCAN = RECORDS_BY_TOPIC | TENANT_REQUEST
 POLICY_VIOLATION = 44
 
 class Timed(Protocol):
@@ -79,11 +83,14 @@ class TrafficMeter:
             self.client.bytes_in += size
             self.client.requests += 1
 
-    def produced(self, version: int, frame: memoryview, body_offset: int) -> None:
-        """Count the records of a Produce request (per topic too, when topic labels are on)."""
+    def produced(self, version: int, frame: memoryview, body_offset: int) -> list[Ref]:
+        """Count the records of a Produce request (per topic too, when topic labels are on).
+
+        Returns the request's refs of :data:`PRODUCE_SCAN`: the rewriting stage uses them rather than
+        walking the request a second time.
+        """
         topics = self.tenant.topics
-        wanted = RECORDS if topics is None else RECORDS_BY_TOPIC
-        refs = scan(REQUESTS[ApiKey.PRODUCE], version, frame, body_offset, wanted)
+        refs = scan(REQUESTS[ApiKey.PRODUCE], version, frame, body_offset, PRODUCE_SCAN)
         total, topic = 0, ""
         for ref in refs:
             if ref.entity == "records":
@@ -95,11 +102,12 @@ class TrafficMeter:
                     traffic.bytes_in += len(ref.value) if ref.value is not None else 0
             elif ref.entity == "topicName":
                 topic = ref.value or ""
-            elif ref.value is not None and self._topic_name_of is not None:  # topicId (Produce v13+)
+            elif ref.entity == "topicId" and ref.value is not None and self._topic_name_of is not None:  # v13+
                 topic = self._topic_name_of(ref.value) or ""
         self.tenant.records_in += total
         if self.client is not None:
             self.client.records_in += total
+        return refs
 
     def errors(self, api_key: int, version: int, frame: memoryview | bytes, body_offset: int) -> None:
         """Count every non-zero error code in a response."""

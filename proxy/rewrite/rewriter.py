@@ -86,9 +86,12 @@ class Rewriter:
         self._headers: dict[tuple[bool, bytes], bytes] = {}  # (JoinGroup?, header after the API version) -> rewritten
 
     # -- requests ---------------------------------------------------------------------------------
-    def request(self, frame: memoryview, header: RequestHeader,
-                ids_looked_up: bool = False) -> tuple[list[Chunk], RequestContext]:
+    def request(self, frame: memoryview, header: RequestHeader, ids_looked_up: bool = False,
+                scanned: list[Ref] | None = None) -> tuple[list[Chunk], RequestContext]:
         """The frame (without size prefix) to send upstream; its correlation id is renumbered later.
+
+        `scanned`: refs an earlier stage found in this frame, for a superset of TENANT_REQUEST (then the
+        request is not walked again).
 
         Raises UnknownTopicIds when the request names ids never seen, unless they were just looked up
         (then an id still unknown does not exist, or is not the tenant's: it is swapped out).
@@ -110,8 +113,10 @@ class Rewriter:
             self._raise_unknown(ctx)
             handler(self, message, version, ctx)  # sees cluster names: it fixes what the rule cannot
             return [head, encode(message, version), frame[end:]], ctx
-        refs = scan(REQUESTS[key], version, frame, header.body_offset, TENANT_REQUEST)
-        changes = [(r, new) for r in refs if (new := self._inbound(r.entity, r.value, ctx)) != r.value]
+        refs = scanned if scanned is not None else scan(REQUESTS[key], version, frame, header.body_offset,
+                                                        TENANT_REQUEST)
+        changes = [(r, new) for r in refs
+                   if r.entity in TENANT_REQUEST and (new := self._inbound(r.entity, r.value, ctx)) != r.value]
         self._raise_unknown(ctx)
         return [head, *splice(frame, changes, header.body_offset)], ctx
 

@@ -23,7 +23,7 @@ def count_payload(ex: Exchange, ctx: StageContext) -> Outcome | None:
     assert ex.header is not None
     ctx.meter.client_id(ex.header.client_id, len(ex.frame) + 4)
     if ex.api_key == ApiKey.PRODUCE:
-        ctx.meter.produced(ex.api_version, ex.frame, ex.header.body_offset)
+        ex.scanned = ctx.meter.produced(ex.api_version, ex.frame, ex.header.body_offset)
     ex.on_response(_count_errors)
     return None
 

@@ -24,7 +24,8 @@ def rewrite(ex: Exchange, ctx: StageContext) -> Outcome | None:
 def _rewrite(ex: Exchange, ctx: StageContext, ids_looked_up: bool) -> Outcome | None:
     assert ex.header is not None
     try:
-        ex.parts, ex.rewrite = ctx.rewriter.request(ex.frame, ex.header, ids_looked_up=ids_looked_up)
+        ex.parts, ex.rewrite = ctx.rewriter.request(ex.frame, ex.header, ids_looked_up=ids_looked_up,
+                                                    scanned=ex.scanned)
     except Refusal as refused:
         return Answer(refused.response)
     except UnknownTopicIds as unknown:

@@ -116,3 +116,25 @@ def test_the_client_id_gets_the_prefix_on_every_request_whatever_the_connection_
         assert (got.api_key, got.api_version, got.client_id) == (key, version, expected)
         assert bytes(memoryview(rewritten + b"body")[got.body_offset:]) == b"body"
         assert len(rewriter._headers) <= 4  # per connection, whatever the client sends
+
+
+def test_a_produce_scanned_once_by_metering_is_rewritten_as_if_walked_again():
+    from tenantry.protocol.headers import encode_request_header, parse_request_header
+    from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+    from tenantry.proxy.traffic import PRODUCE_SCAN
+    from tenantry.tenants.naming import Namespace
+
+    topic_ids = TopicIds()
+    topic_id = uuid.uuid4()
+    topic_ids.learn(topic_id, "acme.orders")
+    for version in range(3, 14):
+        request = ProduceRequest(transactional_id="tx", acks=-1, topic_data=[TopicProduceData(
+            name="orders", topic_id=topic_id, partition_data=[PartitionProduceData(index=0, records=b"batch")])])
+        frame = memoryview(encode_request_header(0, version, 1, "app") + encode(request, version))
+        header = parse_request_header(frame)
+        scanned = scan(ProduceRequest, version, frame, header.body_offset, PRODUCE_SCAN)
+        assert {r.entity for r in scanned} >= {"records", "transactionalId"}
+        once, _ = Rewriter(Namespace("acme."), topic_ids).request(frame, header, scanned=scanned)
+        again, _ = Rewriter(Namespace("acme."), topic_ids).request(frame, header)
+        assert b"".join(once) == b"".join(again)
+        assert b"acme.tx" in b"".join(once)
