@@ -38,6 +38,10 @@ def entities_of(cls: type[Struct], seen: set[type[Struct]] | None = None) -> set
 EVERY_ENTITY = frozenset().union(*(entities_of(cls) for cls in MESSAGES))
 
 
+def draw_message(data, cls, version):
+    return data.draw(struct_strategy(cls, version, version in cls.FLEXIBLE_VERSIONS))
+
+
 def outcome(run, *args):
     try:
         return run(*args)
@@ -60,7 +64,7 @@ def test_the_extension_is_built_and_used():
 @given(data=st.data())
 @settings(max_examples=10)
 def test_same_refs_on_valid_messages(cls, version, data):
-    message = data.draw(struct_strategy(cls, version, version in cls.FLEXIBLE_VERSIONS))
+    message = draw_message(data, cls, version)
     wire = encode(message, version)
     wanted = data.draw(st.sampled_from([EVERY_ENTITY, frozenset(entities_of(cls)) or EVERY_ENTITY,
                                         frozenset(data.draw(st.sets(st.sampled_from(sorted(EVERY_ENTITY)))))]))
@@ -73,7 +77,7 @@ def test_same_refs_on_valid_messages(cls, version, data):
 @given(data=st.data())
 @settings(max_examples=15)
 def test_same_verdict_on_damaged_messages(cls, version, data):
-    message = data.draw(struct_strategy(cls, version, version in cls.FLEXIBLE_VERSIONS))
+    message = draw_message(data, cls, version)
     wire = bytearray(encode(message, version))
     damage = data.draw(st.sampled_from(["truncate", "change", "insert", "garbage"]))
     if damage == "truncate" and wire:
@@ -127,7 +131,7 @@ def replacement(ref, draw):
 def test_splice_gives_the_same_bytes(cls, version, data):
     from tenantry.protocol.scanner import splice, splice_in_python
 
-    message = data.draw(struct_strategy(cls, version, version in cls.FLEXIBLE_VERSIONS))
+    message = draw_message(data, cls, version)
     wire = memoryview(encode(message, version))
     refs = scan_in_python(cls, version, wire, 0, EVERY_ENTITY)
     changes = [(r, replacement(r, data.draw)) for r in refs if data.draw(st.booleans())]
