@@ -156,8 +156,10 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
             each = [r["mb_per_sec"] for r in runs.get(key, [])]
             spread = f" ({min(each):.0f} to {max(each):.0f})" if len(each) > 1 else ""
             return f"{ceiling[key]['mb_per_sec']:.1f}{spread}"
-        columns = [side for side in ("proxy", "transparent", "kroxylicious") if f"produce_{side}" in ceiling]
-        names = {"proxy": "tenant mode", "transparent": "transparent", "kroxylicious": "Kroxylicious"}
+        columns = [side for side in ("proxy", "transparent", "kroxylicious", "kroxylicious_mt")
+                   if f"produce_{side}" in ceiling]
+        names = {"proxy": "tenant mode", "transparent": "transparent", "kroxylicious": "Kroxylicious",
+                 "kroxylicious_mt": "Kroxylicious multi-tenant"}
 
         def cpu(key: str) -> str:
             value = ceiling[key].get("proxy_cpu_s_per_gb")
@@ -172,7 +174,8 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
                   "(direct, tenant mode, transparent, transparent, tenant mode, direct); CPU s/GB is the proxy "
                   "process's CPU seconds per GB moved; each "
                   "side's median over its runs (lowest to highest in brackets)"
-                  + (f"; Kroxylicious {KROXYLICIOUS} in pass-through after its own warm-up." if peer else "."), "",
+                  + (f"; Kroxylicious {KROXYLICIOUS} in pass-through, and with its multi-tenant filter (names "
+                     "prefixed per virtual cluster, no logins), each after its own warm-up." if peer else "."), "",
                   table(header, rows), ""]
     latency = results.get("latency")
     if latency:

@@ -1,8 +1,12 @@
-"""Kroxylicious in pass-through, as a peer column in the ceiling and latency scenarios.
+"""Kroxylicious as peer columns: in pass-through (ceiling and latency), and with its multi-tenant filter
+(ceiling).
 
-Maven Central carries its runtime (io.kroxylicious:kroxylicious-runtime; 0.12.0 is the newest there)
-but not its launcher application, so a ten-line Java main starts it from a YAML config. It runs one
-virtual cluster with no filters, the port of each broker identifying it, as Tenantry does.
+Maven Central carries its runtime (io.kroxylicious:kroxylicious-runtime; 0.12.0 is the newest there) and
+its multi-tenant filter (io.kroxylicious:kroxylicious-multitenant), but not its launcher application, so
+a ten-line Java main starts it from a YAML config. It runs one virtual cluster, the port of each broker
+identifying it, as Tenantry does; with `multitenant`, the filter prefixes topic, group and transactional
+ids with the virtual cluster's name, which is the nearest Kroxylicious comes to Tenantry's tenant mode
+(it has no logins at the proxy).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ _POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <dependencies>
     <dependency><groupId>io.kroxylicious</groupId><artifactId>kroxylicious-runtime</artifactId>
       <version>{VERSION}</version></dependency>
+    <dependency><groupId>io.kroxylicious</groupId><artifactId>kroxylicious-multitenant</artifactId>
+      <version>{VERSION}</version></dependency>
   </dependencies>
 </project>
 """
@@ -30,17 +36,25 @@ MAIN = Path(__file__).with_name("KroxyliciousMain.java")
 
 def jars() -> Path:
     lib = cache_root().parent / "kroxylicious" / VERSION / "lib"
-    if (lib / f"kroxylicious-runtime-{VERSION}.jar").exists():
+    if all((lib / f"kroxylicious-{part}-{VERSION}.jar").exists() for part in ("runtime", "multitenant")):
         return lib
     return fetch_from_maven(_POM, lib, f"Kroxylicious {VERSION}")
 
 
 @contextmanager
-def kroxylicious(upstream: str, workdir: Path) -> Iterator[Served]:
+def kroxylicious(upstream: str, workdir: Path, multitenant: bool = False) -> Iterator[Served]:
     """A running Kroxylicious in front of `upstream` (PLAINTEXT); yields its process and bootstrap address."""
     port = free_port()
     config = workdir / f"kroxylicious-{port}.yaml"
-    config.write_text(f"""virtualClusters:
+    filters = ("""filterDefinitions:
+  - name: multitenant
+    type: MultiTenant
+    config:
+      prefixResourceNameSeparator: "-"
+defaultFilters:
+  - multitenant
+""" if multitenant else "")
+    config.write_text(filters + f"""virtualClusters:
   - name: bench
     targetCluster:
       bootstrapServers: {upstream}
