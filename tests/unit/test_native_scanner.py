@@ -209,3 +209,41 @@ def test_request_headers_peek_alike(frame):
     from tenantry.protocol.headers import peek_request_header, peek_request_header_in_python
 
     assert outcome(peek_request_header, memoryview(frame)) == outcome(peek_request_header_in_python, memoryview(frame))
+
+
+def test_the_c_paths_leak_no_objects():
+    """Every C path (refs in and out of tagged fields, splice and its fallback, refusals, headers) run many
+    times: the interpreter's count of allocated blocks does not grow (a lost reference would, per call)."""
+    import gc
+    import sys
+    import uuid
+
+    from tenantry.protocol.headers import encode_request_header, parse_request_header, response_body_start
+    from tenantry.protocol.messages.fetch_response import FetchResponse
+    from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+    from tenantry.protocol.scanner import splice
+
+    from .test_scanner import fetch_with_node_endpoints
+
+    request = ProduceRequest(transactional_id="tx", acks=1, topic_data=[TopicProduceData(
+        name="orders", topic_id=uuid.uuid4(), partition_data=[PartitionProduceData(index=0, records=b"b" * 100)])])
+    frames = [(ProduceRequest, v, memoryview(encode(request, v))) for v in (9, 13)]
+    frames.append((FetchResponse, 16, memoryview(encode(fetch_with_node_endpoints(), 16))))
+    header = memoryview(encode_request_header(0, 9, 1, "client") + b"body")
+
+    def run(times: int) -> None:
+        for _ in range(times):
+            for cls, version, wire in frames:
+                refs = scanner.scan(cls, version, wire, 0, EVERY_ENTITY)
+                splice(wire, [(r, "acme.x") for r in refs if r.type == "string"])
+                outcome(scanner.scan, cls, version, wire[:len(wire) // 2], 0, EVERY_ENTITY)
+            parse_request_header(header)
+            response_body_start(header, 1, 16)
+            outcome(parse_request_header, memoryview(b"\x00\x01"))
+
+    run(200)
+    gc.collect()
+    before = sys.getallocatedblocks()
+    run(3000)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < 300
