@@ -121,7 +121,15 @@ def test_topic_settings_policy(limits_proxy):
     name = unique("ok")
     assert create(admin, NewTopic(name, 1)) == {name: None}
     resource = ConfigResource("topic", name)
-    configs = admin.describe_configs([resource])[resource].result(30)
+
+    def described() -> dict[str, ConfigEntry] | None:
+        try:
+            return admin.describe_configs([resource])[resource].result(30)  # type: ignore[no-any-return]
+        except KafkaException as exc:  # under KRaft the broker learns of a new topic just after CreateTopics
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # answers; a fast client can ask first
+                raise
+            return None
+    configs = wait_for(described, what=f"the configs of {name}")
     assert configs["retention.ms"].value == str(DAY)  # the operator's default
     assert configs["min.insync.replicas"].value == "1"
 
