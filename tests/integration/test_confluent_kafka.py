@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .conftest import unique
@@ -132,7 +132,15 @@ def test_admin_create_describe_list_delete(proxy):
     for future in admin.create_topics([NewTopic(name, 2, 1, config={"retention.ms": "3600000"})]).values():
         future.result(30)
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-    configs = admin.describe_configs([resource])[resource].result(30)
+
+    def described() -> dict | None:
+        try:
+            return admin.describe_configs([resource])[resource].result(30)
+        except KafkaException as exc:  # under KRaft the broker learns of a new topic just after CreateTopics
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # answers; a fast client can ask first
+                raise
+            return None
+    configs = wait_for(described, what=f"the configs of {name}")
     assert configs["retention.ms"].value == "3600000"
     group = unique("listed")
     consume_config = {"bootstrap.servers": proxy.bootstrap, "group.id": group}
