@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tenantry.protocol.codec import is_compact
 from tenantry.protocol.layout import contains_entity, fixed_size
 from tenantry.protocol.primitives import FIXED_SIZES
-from tenantry.protocol.schema import Field, Struct
+from tenantry.protocol.schema import Field, Message, Struct
 
 OP_END, OP_SKIP, OP_SKIP_ANY, OP_SIZED, OP_REF, OP_ARRAY, OP_NULLABLE, OP_TAGS = range(8)
 KIND_INT, KIND_UINT, KIND_FLOAT, KIND_BOOL, KIND_UUID, KIND_STRING, KIND_BYTES, KIND_RECORDS = range(8)
@@ -38,15 +38,15 @@ class Program:
     consts: tuple[Const, ...]
 
 
-_programs: dict[tuple[type[Struct], int, bool, frozenset[str]], Program] = {}
+_programs: dict[tuple[type[Message], int, frozenset[str]], Program] = {}
 
 
-def program(cls: type[Struct], version: int, flexible: bool, wanted: frozenset[str]) -> Program:
-    """The compiled walk of `cls` at `version` that reports the fields of the `wanted` entities."""
-    key = (cls, version, flexible, wanted)
+def program(cls: type[Message], version: int, wanted: frozenset[str]) -> Program:
+    """The compiled walk of message `cls` at `version` that reports the fields of the `wanted` entities."""
+    key = (cls, version, wanted)
     found = _programs.get(key)
     if found is None:
-        compiler = _Compiler(version, flexible, wanted)
+        compiler = _Compiler(version, version in cls.FLEXIBLE_VERSIONS, wanted)
         compiler.struct(cls, compiler.code)
         compiler.code.append(OP_END)
         found = _programs[key] = Program(array("i", compiler.code).tobytes(), tuple(compiler.consts))

@@ -13,7 +13,6 @@ import struct as _struct
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, NamedTuple
 
 from tenantry.protocol.codec import is_compact
@@ -29,7 +28,7 @@ from tenantry.protocol.primitives import (
     reader_for,
     skipper_for,
 )
-from tenantry.protocol.scan_program import Program, program
+from tenantry.protocol.scan_program import program
 from tenantry.protocol.schema import Field, Message, Struct
 
 
@@ -167,15 +166,10 @@ def _ref_scanner(f: Field, compact: bool) -> Scan:
 
 def scan(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
     """Every field of a wanted entity in the message body at buf[pos:], in wire order."""
-    if _native is not None:
-        compiled = _programs.get((cls, version, wanted))
-        if compiled is None:
-            compiled = _programs[cls, version, wanted] = program(cls, version, version in cls.FLEXIBLE_VERSIONS, wanted)
-        return _native.scan(compiled.code, compiled.consts, buf, pos)  # type: ignore[no-any-return]
+    if NATIVE is not None:
+        compiled = program(cls, version, wanted)
+        return NATIVE.scan(compiled.code, compiled.consts, buf, pos)  # type: ignore[no-any-return]
     return scan_in_python(cls, version, buf, pos, wanted)
-
-
-_programs: dict[tuple[type[Message], int, frozenset[str]], Program] = {}
 
 
 def scan_in_python(cls: type[Message], version: int, buf: memoryview, pos: int, wanted: frozenset[str]) -> list[Ref]:
@@ -207,9 +201,9 @@ Chunk = bytes | bytearray | memoryview
 
 def splice(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start: int = 0) -> list[Chunk]:
     """buf[start:] with each ref's bytes replaced by its new value; unchanged bytes are slices, not copies."""
-    if _native is not None:
+    if NATIVE is not None:
         changes = changes if isinstance(changes, list) else list(changes)
-        done = _native.splice(buf, changes, start)
+        done = NATIVE.splice(buf, changes, start)
         if done is not NotImplemented:  # edits inside tagged fields, and rare types, are the reference's
             return done  # type: ignore[no-any-return]
     return splice_in_python(buf, changes, start)
@@ -242,12 +236,7 @@ def splice_in_python(buf: memoryview, changes: Iterable[tuple[Ref, Any]], start:
     return parts
 
 
-def _setup_native() -> ModuleType | None:
-    if NATIVE is not None:
-        NATIVE.setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown)
-    return NATIVE
-
-
-_native = _setup_native()
+if NATIVE is not None:  # the types the C scanner builds
+    NATIVE.setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown)
 #: Which scanner runs: "C" or "Python" (the start-up log and tenantry_build_info say which).
-SCANNER = "Python" if _native is None else "C"
+SCANNER = "Python" if NATIVE is None else "C"

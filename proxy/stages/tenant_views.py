@@ -47,7 +47,7 @@ QUOTA_KEYS = {PRODUCE: "producer_byte_rate", FETCH: "consumer_byte_rate", REQUES
 
 @acts_on(ApiKey.DESCRIBE_CLIENT_QUOTAS)
 def client_quotas(ex: Exchange, ctx: StageContext) -> Outcome | None:
-    if ex.api_key != ApiKey.DESCRIBE_CLIENT_QUOTAS:  # every request passes here: the cheap test first
+    if ex.api_key != ApiKey.DESCRIBE_CLIENT_QUOTAS:  # the route sends only these; a direct caller may not
         return None
     tenant = ctx.tenant()
     if tenant is None:
