@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from tenantry.tenants.naming import Namespace
 
 ERROR_CODES = frozenset({"errorCode"})
-RECORDS = frozenset({"records"})
 RECORDS_BY_TOPIC = frozenset({"records", "topicName", "topicId"})
 #: What a Produce request is scanned for, once: its records and topics for the meters, and every field the
 #: tenant rewrite changes (the same refs a scan for TENANT_REQUEST alone would find).
