@@ -7,16 +7,22 @@ relay, and through Tenantry (transparent, and in tenant mode with SCRAM-SHA-512 
 prints the median and p99 added per round trip, and the relay's and the proxy's CPU per request, the
 median of rounds that alternate between the paths. What Tenantry adds beyond the relay is the cost of
 understanding Kafka; what the relay adds is the cost of Python, the event loop and two more socket hops.
+
+Then it streams 1 GB one way through the same relay and through a relay that moves the bytes with
+splice(2), so they never enter user space, and prints each one's CPU seconds per GB: the floor of
+any proxy that copies what it forwards (whatever its language) against the floor of zero-copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +58,20 @@ async def main(listen, host, port):
     await server.serve_forever()
 uvloop.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
 '''
+
+SPLICE_RELAY = r'''
+import fcntl, os, socket, sys
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+client, _ = listener.accept()
+upstream = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+pipe_out, pipe_in = os.pipe()
+fcntl.fcntl(pipe_in, 1031, 1 << 20)  # F_SETPIPE_SZ: a 1 MB pipe, so a splice moves up to 1 MB
+while n := os.splice(client.fileno(), pipe_in, 1 << 20):
+    while n:
+        n -= os.splice(pipe_out, upstream.fileno(), n)
+upstream.close()
+'''
+STREAM_GB = 1
 
 
 async def round_trips(address: str, n: int, records: int, login: tuple[str, str] | None = None) -> list[float]:
@@ -94,7 +114,7 @@ def main() -> int:
                 paths = (("direct", broker.bootstrap, None, None), ("relay", f"127.0.0.1:{port}", relay.pid, None),
                          ("transparent", proxy.bootstrap, proxy.pid, None),
                          ("tenant mode", tenant_proxy.bootstrap, tenant_proxy.pid, login))
-                for records in (1, 16):
+                for records in (1, 16, 64):  # 64 kB: the ceiling's Produce size
                     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, *_ in paths}
                     for _ in range(rounds):  # interleaved, so a noisy minute does not land on one path only
                         for name, address, pid, credentials in paths:
@@ -109,7 +129,52 @@ def main() -> int:
         finally:
             relay.kill()
             relay.wait()
+    print(f"\n{STREAM_GB} GB streamed one way in 1 MB writes (no Kafka), relay CPU per GB moved")
+    for name, source in (("uvloop relay, copying", RELAY), ("splice(2) relay, zero-copy", SPLICE_RELAY)):
+        per_gb, rate = stream_cost(source)
+        print(f"  {name:28} {per_gb:5.2f} CPU s/GB  {rate:5.0f} MB/s")
     return 0
+
+
+def stream_cost(relay_source: str) -> tuple[float, float]:
+    """(CPU s per GB, MB/s) of a relay moving STREAM_GB one way, in 1 MB writes, to a sink that discards."""
+    sink = socket.create_server(("127.0.0.1", 0))
+    relay_port = free_port()
+    relay = subprocess.Popen([sys.executable, "-c", relay_source, str(relay_port), "127.0.0.1",
+                              str(sink.getsockname()[1])])
+    received = [0]
+
+    def drain() -> None:
+        conn, _ = sink.accept()
+        buffer = bytearray(1 << 20)
+        while n := conn.recv_into(buffer):
+            received[0] += n
+        conn.close()
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        for _ in range(100):  # the relay is listening once a connection is accepted
+            try:
+                client = socket.create_connection(("127.0.0.1", relay_port))
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        chunk = bytes(1 << 20)
+        process = psutil.Process(relay.pid)
+        cpu, started = sum(process.cpu_times()[:2]), time.monotonic()
+        for _ in range(STREAM_GB * 1024):
+            client.sendall(chunk)
+        client.shutdown(socket.SHUT_WR)
+        reader.join()
+        elapsed, used = time.monotonic() - started, sum(process.cpu_times()[:2]) - cpu
+        client.close()
+    finally:
+        relay.kill()
+        relay.wait()
+        sink.close()
+    assert received[0] == STREAM_GB << 30, received[0]
+    return used / STREAM_GB, STREAM_GB * 1024 / elapsed
 
 
 async def create_topic(address: str, login: tuple[str, str]) -> None:
