@@ -1,8 +1,8 @@
 """The `tenantry` command: serve the proxy, and run a local Kafka broker for development.
 
     tenantry serve --config FILE [--listen HOST:PORT] [--upstream HOST:PORT,...] ...
-    tenantry kafka start --dir DIR [--port PORT] [--version V]
-    tenantry kafka stop --dir DIR
+    tenantry kafka start --dir DIR [--brokers N] [--tls] [--port PORT] [--version V] | --dir DIR --broker ID
+    tenantry kafka stop --dir DIR [--broker ID]
     tenantry tenant add|list|remove ...   /   tenantry user add|remove|passwd ...
     tenantry config check FILE
     tenantry reload [--url HOST:PORT | --config FILE]
@@ -46,9 +46,11 @@ _METAVARS = {"upstream": "HOST:PORT[,...]", "listen": "HOST:PORT", "metrics_list
              "probe_tenants": "TENANT[,...]", "upstream_sasl_username": "USER", "max_connection_age_jitter": "FRACTION",
              "upstream_sasl_password": "PASSWORD", "sasl_salt_secret": "SECRET", "upstream_sasl_mechanism": "MECHANISM",
              "max_buffered_bytes_per_tenant": "BYTES", "max_buffered_bytes_before_login": "BYTES",
-             "capacity_produce_bytes_per_sec": "BYTES/S", "capacity_fetch_bytes_per_sec": "BYTES/S"}
+             "capacity_produce_bytes_per_sec": "BYTES/S", "capacity_fetch_bytes_per_sec": "BYTES/S",
+             "upstream_ssl_key_password": "PASSWORD", "upstream_ssl_check_hostname": "TRUE|FALSE"}
 _SUFFIX_METAVARS = (("_ms", "MS"), ("_seconds", "SECONDS"), ("_bytes", "BYTES"), ("_per_sec", "RATE"),
-                    ("_file", "FILE"), ("_certfile", "FILE"), ("_keyfile", "FILE"), ("_protocol", "PROTOCOL"))
+                    ("_file", "FILE"), ("_cafile", "FILE"), ("_certfile", "FILE"), ("_keyfile", "FILE"),
+                    ("_protocol", "PROTOCOL"))
 
 
 def metavar(name: str) -> str:
@@ -89,17 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy in the foreground")
     _add_config_flags(serve)
 
-    kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
+    kafka = sub.add_parser("kafka", help="a local Kafka cluster (one node by default) for development and tests")
     kafka_sub = kafka.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
-    start = kafka_sub.add_parser("start", help="start a broker in the background and print its address")
-    start.add_argument("--dir", required=True, metavar="DIR", help="folder for the broker's data, logs and state")
-    start.add_argument("--port", type=int, default=None, metavar="PORT", help="PLAINTEXT port (default: a free one)")
+    start = kafka_sub.add_parser("start", help="start a cluster in the background and print its PLAINTEXT "
+                                               "bootstrap servers (DIR/cluster.json describes every listener)")
+    start.add_argument("--dir", required=True, metavar="DIR", help="folder for the cluster's data, logs and state")
+    start.add_argument("--brokers", type=int, default=1, metavar="N",
+                       help="brokers; more than 1 adds a separate controller (default 1: one combined node)")
+    start.add_argument("--tls", action="store_true",
+                       help="also SSL (client certificates required) and SASL_SSL listeners, with a CA made in DIR/tls")
+    start.add_argument("--broker", type=int, default=None, metavar="ID",
+                       help="start this stopped broker of the cluster in DIR again, on its own ports")
+    start.add_argument("--port", type=int, default=None, metavar="PORT",
+                       help="broker 1's PLAINTEXT port (default: a free one)")
     from tenantry.localkafka.jars import DEFAULT_VERSION, SUPPORTED_VERSIONS
 
     start.add_argument("--version", default=DEFAULT_VERSION, metavar="VERSION",
                        help=f"Kafka version (default {DEFAULT_VERSION}; tested: {', '.join(SUPPORTED_VERSIONS)})")
-    stop = kafka_sub.add_parser("stop", help="stop the broker started from --dir")
-    stop.add_argument("--dir", required=True, metavar="DIR", help="the folder the broker was started with")
+    stop = kafka_sub.add_parser("stop", help="stop the cluster started from --dir, or one of its brokers")
+    stop.add_argument("--dir", required=True, metavar="DIR", help="the folder the cluster was started with")
+    stop.add_argument("--broker", type=int, default=None, metavar="ID", help="stop only this broker")
     status = sub.add_parser("status", help="live tenants, connections and quota use of a running proxy")
     status.add_argument("--url", default=os.environ.get("TENANTRY_STATUS_URL"), metavar="HOST:PORT",
                         help="the proxy's metrics_listen, as HOST:PORT or http://HOST:PORT (env TENANTRY_STATUS_URL)")
@@ -174,6 +185,8 @@ def _serve(args: argparse.Namespace) -> int:
     if test_switches.SKIP_OWNERSHIP_CHECKS:
         log.warning("TENANTRY_TEST_ONLY_SKIP_OWNERSHIP_CHECKS is set: the proxy does not check topic ids or fetch "
                     "sessions for ownership. This is for tests of the brokers' own ACLs, never for production")
+    if config.upstream_tls and not config.upstream_ssl_check_hostname:
+        log.warning("upstream_ssl_check_hostname is off: any certificate the CA signed is taken for any broker")
     if not config.tenants_enabled:
         log.warning("transparent proxy (listener_security_protocol = PLAINTEXT): no tenants and no logins, "
                     "every client sees the whole cluster; for trusted networks only")
@@ -214,16 +227,17 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
         await server.shutdown()
         return 1
     watcher = None
-    if config.tenants_enabled and config_path is not None:
-        from tenantry.proxy.reload import reload_config, watch
-        from tenantry.proxy.tls import reload_certificate
+    from tenantry.proxy.reload import reload_config, watch
+    from tenantry.proxy.tls import reload_certificate, reload_upstream
 
-        def on_sighup() -> None:
+    def on_sighup() -> None:
+        if config.tenants_enabled and config_path is not None:
             reload_config(server, config_path)
-            reload_certificate(server.tls, config)
-        loop.add_signal_handler(signal.SIGHUP, on_sighup)
-        if config.config_poll_seconds > 0:
-            watcher = loop.create_task(watch(server, config_path, config.config_poll_seconds))
+        reload_certificate(server.tls, config)
+        server.upstream_tls = reload_upstream(server.upstream_tls, config)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    if config.tenants_enabled and config_path is not None and config.config_poll_seconds > 0:
+        watcher = loop.create_task(watch(server, config_path, config.config_poll_seconds))
     # What start-up built (the codec's classes, the tenants, the config) lives as long as the process. Frozen,
     # the cyclic collector stops re-scanning it in every full collection: 35-45 ms on the event loop, each.
     gc.collect()
@@ -310,20 +324,29 @@ def status_url(text: str) -> str:
 
 def _kafka(args: argparse.Namespace) -> int:
     from tenantry.localkafka import KafkaBroker, KafkaBrokerError, load_running
+    from tenantry.localkafka.cluster import CLUSTER_FILE, KafkaCluster
 
-    if args.kafka_command == "start":
-        broker = KafkaBroker(args.dir, version=args.version, port=args.port)
-        try:
-            state = broker.start()
-        except (KafkaBrokerError, RuntimeError) as exc:
-            print(f"tenantry: {exc}", file=sys.stderr)
-            return 1
-        print(state.bootstrap)
-        return 0
-    if load_running(args.dir) is None:
-        print(f"tenantry: no broker is running from {args.dir}", file=sys.stderr)
+    try:
+        if args.kafka_command == "start" and args.broker is None:
+            cluster = KafkaCluster(args.dir, brokers=args.brokers, tls=args.tls, version=args.version, port=args.port)
+            cluster.start()
+            print(cluster.bootstrap())
+            return 0
+        if not (Path(args.dir) / CLUSTER_FILE).exists() and args.broker is None:  # made before cluster.json
+            if load_running(args.dir) is None:
+                raise KafkaBrokerError(f"no broker is running from {args.dir}")
+            KafkaBroker(args.dir).stop()
+            return 0
+        cluster = KafkaCluster.load(args.dir)
+        if args.broker is not None:
+            (cluster.start_broker if args.kafka_command == "start" else cluster.stop_broker)(args.broker)
+        elif not cluster.running():
+            raise KafkaBrokerError(f"no broker is running from {args.dir}")
+        else:
+            cluster.stop()
+    except (KafkaBrokerError, RuntimeError) as exc:
+        print(f"tenantry: {exc}", file=sys.stderr)
         return 1
-    KafkaBroker(args.dir).stop()
     return 0
 
 

@@ -72,7 +72,8 @@ class Health:
     async def _check_one(self, label: str, host: str, port: int) -> bool:
         key = f"{label} {host}:{port}"
         try:
-            conn = await UpstreamConnection.open(self.server.config, self.server.memory, host, port, None)
+            conn = await UpstreamConnection.open(self.server.config, self.server.memory, host, port, None,
+                                                 tls=self.server.upstream_tls)
         except UpstreamError as exc:
             self.errors[key] = str(exc)
             return False
@@ -95,5 +96,10 @@ class Health:
             "upstream_reachable": self.upstream_ok,
             "upstream_errors": sorted(self.errors.values()),
             "broker_listeners_failed": {str(node): why for node, why in sorted(self.listener_failures.items())},
+            # Each broker the cluster named: where it is upstream, its port here, and whether the last check
+            # reached it. One broker down leaves the proxy ready: clients move to the partitions' new leaders.
+            "brokers": {str(node): {"upstream": f"{host}:{port}", "port": self.server.config.broker_port(node),
+                                    "up": self.server.stats.brokers[str(node)].up}
+                        for node, (host, port) in sorted(self.server.brokers.items())},
             "last_check": self.checked_at or None,
         }

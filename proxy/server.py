@@ -34,7 +34,7 @@ from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.stats import BOOTSTRAP, Stats
-from tenantry.proxy.tls import server_context
+from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
 from tenantry.tenants.registry import Registry
 
@@ -57,13 +57,14 @@ class ProxyServer:
         self.topic_ids = TopicIds()
         self.secret = salt_secret(config)  # keys the SCRAM salts invented for unknown users
         self.identities = TenantIdentities(config.upstream_identity if config.tenants_enabled and
-                                           config.upstream_security_protocol == "SASL_PLAINTEXT" else "service",
+                                           config.upstream_sasl else "service",
                                            self.secret)
         self.api_table: dict[int, Versions] = {}  # what the proxy and the brokers support, for pre-login ApiVersions
         self.broker_versions: ApiVersionsResponse | None = None
         self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
         self.config_path: Path | None = None  # the file reloads read (SIGHUP, changes, POST /reload)
         self.tls = server_context(config)
+        self.upstream_tls = upstream_context(config)  # replaced whole on reload (tls.reload_upstream)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
@@ -218,7 +219,8 @@ class ProxyServer:
                             login: tuple[str, str, str] | None = None) -> UpstreamConnection:
         stats = self.stats.brokers[broker]
         try:
-            conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner, login)
+            conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner, login,
+                                                 self.upstream_tls)
         except UpstreamError:
             stats.errors["connect"] += 1
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -105,15 +106,18 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     @classmethod
     async def open(cls, config: ProxyConfig, memory: MemoryBudget, host: str, port: int,
-                   owner: UpstreamOwner | None, login: tuple[str, str, str] | None = None) -> UpstreamConnection:
-        """Connect, learn the broker's API versions and log in; raise UpstreamError on failure.
+                   owner: UpstreamOwner | None, login: tuple[str, str, str] | None = None,
+                   tls: ssl.SSLContext | None = None) -> UpstreamConnection:
+        """Connect (over TLS with `tls`, checking the certificate against `host`), learn the broker's API versions
+        and log in; raise UpstreamError on failure.
 
         `login` is (mechanism, user, password) for a tenant's broker user; None logs in as the service user.
         """
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(config.upstream_connect_timeout_seconds or None):
-                _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port)
+                _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port, ssl=tls,
+                                                       server_hostname=host if tls is not None else None)
                 conn.login = login
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
@@ -250,7 +254,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             raise UpstreamError(f"broker refused ApiVersions v{version} (error {versions.error_code})")
         self.broker_versions = versions
         self.table = intersect(versions)
-        if self.config.upstream_security_protocol == "SASL_PLAINTEXT":
+        if self.config.upstream_sasl:
             await self._authenticate()
 
     async def _authenticate(self) -> None:

@@ -59,9 +59,11 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
         broker.stop()
 
 
-def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | None = None,
-                mechanism: str = "SCRAM-SHA-512", tls: bool = False) -> RunningProxy:
-    """The proxy as its own process, logging in to the broker's SASL listener (or to `upstream`)."""
+def start_proxy(kafka: KafkaBroker | None, workdir: Path, *extra: str, upstream: str | None = None,
+                mechanism: str = "SCRAM-SHA-512", tls: bool = False,
+                upstream_flags: tuple[str, ...] | None = None) -> RunningProxy:
+    """The proxy as its own process, logging in to the broker's SASL listener (or to `upstream`, with
+    `upstream_flags` instead of the SASL_PLAINTEXT ones)."""
     port = free_port()
     base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
     log = workdir / f"proxy-{port}.log"
@@ -70,9 +72,12 @@ def start_proxy(kafka: KafkaBroker, workdir: Path, *extra: str, upstream: str | 
         extra = ("--listener-security-protocol", "PLAINTEXT", *extra)  # a transparent proxy, chosen explicitly
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.proxy.cli", "serve", "--upstream", upstream or kafka.sasl_bootstrap,
-             "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", mechanism,
-             "--upstream-sasl-username", SERVICE_USER, "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "tenantry.proxy.cli", "serve",
+             "--upstream", upstream or (kafka.sasl_bootstrap if kafka else ""),
+             *(upstream_flags if upstream_flags is not None else (
+                 "--upstream-security-protocol", "SASL_PLAINTEXT", "--upstream-sasl-mechanism", mechanism,
+                 "--upstream-sasl-username", SERVICE_USER)),
+             "--listen", f"127.0.0.1:{port}",
              "--broker-port-base", str(base), "--log-level", "DEBUG", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -51,3 +54,12 @@ def assert_two_members_split_four_partitions(settings: dict[str, object], topic:
     finally:
         first.close()
         second.close()
+
+
+def readiness(metrics: str) -> tuple[int, dict[str, object]]:
+    """The proxy's /readyz status and body, from its metrics_listen HOST:PORT."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=5) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused)

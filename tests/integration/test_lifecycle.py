@@ -16,6 +16,7 @@ from tenantry.protocol.envelope import request_frame
 from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 
 from .conftest import KAFKA_VERSION, start_proxy, unique
+from .helpers import readiness
 from .rawclient import closed_by_peer, connect, recv_frame
 
 pytestmark = pytest.mark.integration
@@ -47,18 +48,6 @@ def test_bad_configuration_fails_fast_naming_the_field():
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "listen: 'nonsense' is not host:port" in result.stderr
-
-
-def readiness(metrics: str) -> tuple[int, dict[str, object]]:
-    import json
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=5) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.load(refused)
 
 
 def test_with_the_cluster_down_at_start_the_proxy_waits_not_ready_then_serves_when_it_appears(tmp_path):

@@ -27,7 +27,7 @@ def test_no_file_needed():
     ({}, "upstream"),
     ({"upstream": "nohostport"}, "upstream"),
     ({"upstream": "h:1", "listen": "h:99999"}, "listen"),
-    ({"upstream": "h:1", "upstream_security_protocol": "SSL"}, "upstream_security_protocol"),
+    ({"upstream": "h:1", "upstream_security_protocol": "TLS"}, "upstream_security_protocol"),
     ({"upstream": "h:1", "upstream_security_protocol": "SASL_PLAINTEXT"}, "upstream_sasl_username"),
     ({"upstream": "h:1", "max_frame_bytes": "0"}, "max_frame_bytes"),
     ({"upstream": "h:1", "max_in_flight": "many"}, "max_in_flight"),
