@@ -30,8 +30,9 @@ class Issued:
     bundle: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tenantry local cluster"),
+def _name(common_name: str, unit: str | None = None) -> x509.Name:
+    units = [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)] if unit else []
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tenantry local cluster"), *units,
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -76,17 +77,19 @@ class Authority:
         _write_private(key_file, _key_pem(self._key))
         self.cert_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, common_name: str, hosts: tuple[str, ...] = (), client: bool = False) -> Issued:
+    def issue(self, name: str, common_name: str, hosts: tuple[str, ...] = (), client: bool = False,
+              unit: str | None = None) -> Issued:
         """A leaf certificate for `hosts` (DNS names or IP addresses), written as DIR/<name>.pem/.key/-bundle.pem.
 
         A server certificate names its hosts as subject alternative names (what hostname checks read);
-        a client certificate carries `common_name`, from which a broker or the proxy derives a principal.
+        a client certificate carries `common_name` (and an organizational `unit`), from which a broker or
+        the proxy derives a principal: its subject reads "CN=<common_name>,OU=<unit>,O=Tenantry local cluster".
         """
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH,
                                                                     ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(self._cert.subject)
+        builder = (x509.CertificateBuilder().subject_name(_name(common_name, unit)).issuer_name(self._cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALIDITY)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

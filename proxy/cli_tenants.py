@@ -51,6 +51,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     user_args(uadd)
     uadd.add_argument("--mechanism", choices=MECHANISMS, default="SCRAM-SHA-512",
                       help="the SASL mechanism the user logs in with (default: SCRAM-SHA-512)")
+    uadd.add_argument("--certificate", action="store_true",
+                      help="a user who logs in with a client certificate on an SSL listener (its subject mapped "
+                           "to this name by ssl_principal_mapping_rules): no password is asked or stored")
     user_args(with_config(usub.add_parser("remove", help="remove a user")))
     user_args(with_config(usub.add_parser("passwd", help="set a user's password for all its mechanisms")))
 
@@ -105,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         creating = args.command == "tenant" and args.tenant_command == "add" and not path.exists()
         if not creating and not path.exists():
             raise StoreError(f"{path}: no such file (`tenantry tenant add` creates one)")
-        password = read_password() if args.command == "user" and args.user_command in ("add", "passwd") else ""
+        asks = args.command == "user" and (args.user_command == "passwd" or
+                                           (args.user_command == "add" and not args.certificate))
+        password = read_password() if asks else ""
         if creating:
             print(f"tenantry: {path} does not exist; creating it", file=sys.stderr)
         with edit_config(path) as data:
@@ -149,6 +154,9 @@ def _apply(args: argparse.Namespace, data: dict[str, object], password: str) -> 
             return f"added tenant {args.name}{auto}"
         admin.remove_tenant(data, args.name)
         return f"removed tenant {args.name} (a running proxy closes its connections on reload)"
+    if args.user_command == "add" and args.certificate:
+        admin.add_certificate_user(data, args.tenant, args.user)
+        return f"added {args.user} to tenant {args.tenant}, to log in with a client certificate"
     if args.user_command == "add":
         admin.add_user(data, args.tenant, args.user, args.mechanism, password)
         return f"added {args.mechanism} credentials for {args.user} in tenant {args.tenant}"

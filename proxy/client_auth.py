@@ -46,6 +46,13 @@ class ClientAuth:
     def authenticated(self) -> bool:
         return self.principal is not None
 
+    def certificate(self, principal: Principal) -> None:
+        """Logged in by the client's TLS certificate (an SSL listener): no SASL, and no expiry but the TLS
+        session's own."""
+        self.principal = principal
+        self.mechanism = principal.mechanism
+        self.state = AUTHENTICATED
+
     def handshake(self, mechanism: str) -> bool:
         """Start an exchange; False if the mechanism is not enabled (the caller answers and closes)."""
         if self.state == AUTHENTICATING:

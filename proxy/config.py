@@ -26,6 +26,7 @@ from tenantry.proxy.settings import (
     ProxyConfig,
     split_host_port,
 )
+from tenantry.tenants.principal_rules import PrincipalRuleError, parse_rules
 
 __all__ = ["RENAMED", "ConfigError", "ProxyConfig", "load_config", "split_host_port", "validate"]
 log = logging.getLogger("tenantry.config")
@@ -181,11 +182,16 @@ def _validate_listener(config: ProxyConfig) -> Iterator[str]:
     if config.listener_security_protocol not in ("", *LISTENER_PROTOCOLS):  # "": not chosen, see require_listener
         yield (f"listener_security_protocol: {config.listener_security_protocol!r} is not one of "
                f"{', '.join(LISTENER_PROTOCOLS)}")
-    if config.listener_security_protocol == "SASL_SSL":
-        for name in ("ssl_certfile", "ssl_keyfile"):
+    protocol = config.listener_security_protocol
+    if protocol in ("SASL_SSL", "SSL"):
+        for name in ("ssl_certfile", "ssl_keyfile", *(("ssl_cafile",) if protocol == "SSL" else ())):
             value = getattr(config, name)
             if not value or not Path(value).is_file():
-                yield f"{name}: SASL_SSL needs a readable PEM file, got {value!r}"
+                yield f"{name}: {protocol} needs a readable PEM file, got {value!r}"
+    try:
+        parse_rules(config.ssl_principal_mapping_rules)
+    except PrincipalRuleError as exc:
+        yield f"ssl_principal_mapping_rules: {exc}"
     unknown = [m for m in config.sasl_enabled_mechanisms if m not in SASL_MECHANISMS]
     if unknown or not config.sasl_enabled_mechanisms:
         yield (f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
@@ -263,8 +269,8 @@ def _validate_operations(config: ProxyConfig) -> Iterator[str]:
         yield f"log_format: {config.log_format!r} is not text or json"
     if not 0 <= config.max_connection_age_jitter < 1:
         yield f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1"
-    if config.probe_tenants and not config.tenants_enabled:
-        yield "probe_tenants: probes log in as a tenant's user, so they need a SASL listener"
+    if config.probe_tenants and config.listener_security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        yield "probe_tenants: probes log in as a tenant's user with SASL, so they need a SASL listener"
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         yield f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR"
 

@@ -22,7 +22,7 @@ from tenantry.protocol.headers import peek_request_header, response_body_start
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
-from tenantry.proxy import pipeline
+from tenantry.proxy import certificate_login, pipeline
 from tenantry.proxy.broker_session import BrokerSession
 from tenantry.proxy.connection_context import ConnectionContext
 from tenantry.proxy.connection_state import ClientState, move
@@ -123,6 +123,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             if self._prelogin.refusal is not None:
                 self.meter.tenant.connections_refused["unauthenticated_per_ip"] += 1
                 self.close(self._prelogin.refusal)
+            elif self.server.principal_rules:  # an SSL listener: the certificate is the login
+                certificate_login.start(self, transport, self.server.principal_rules)
 
     def _login_timed_out(self) -> None:
         if self.state is ClientState.AUTHENTICATING:

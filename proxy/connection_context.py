@@ -52,7 +52,9 @@ class ConnectionContext:
         self._table_source: dict[int, Versions] | None = None
         self._tenant_table: dict[int, Versions] = {}
         if self.config.tenants_enabled:
-            self.auth = ClientAuth(server.login_registry, self.config.sasl_enabled_mechanisms,
+            # An SSL listener's clients log in with their certificate (certificate_login), never with SASL.
+            mechanisms = [] if self.config.listener_security_protocol == "SSL" else self.config.sasl_enabled_mechanisms
+            self.auth = ClientAuth(server.login_registry, mechanisms,
                                    self.config.sasl_session_lifetime_ms, server.secret)
 
     @property

@@ -36,6 +36,7 @@ from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.stats import BOOTSTRAP, Stats
 from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
+from tenantry.tenants.principal_rules import parse_rules
 from tenantry.tenants.registry import Registry
 
 log = logging.getLogger("tenantry.server")
@@ -64,6 +65,8 @@ class ProxyServer:
         self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
         self.config_path: Path | None = None  # the file reloads read (SIGHUP, changes, POST /reload)
         self.tls = server_context(config)
+        self.principal_rules = (parse_rules(config.ssl_principal_mapping_rules)
+                                if config.listener_security_protocol == "SSL" else ())
         self.upstream_tls = upstream_context(config)  # replaced whole on reload (tls.reload_upstream)
         self.quotas = QuotaBook(config)
         self.guard = Guard()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL")
-LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -42,11 +42,17 @@ class ProxyConfig:
         "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
     listener_security_protocol: str = field(default="", metadata=_opt(
         "Required. SASL_PLAINTEXT or SASL_SSL: clients log in as users of the tenants in the config file, "
-        "each in its own namespace. PLAINTEXT: no tenants and no logins, every client sees the whole "
-        "cluster (a transparent proxy, for trusted networks only)."))
+        "each in its own namespace. SSL: clients log in with a certificate (mTLS), whose subject "
+        "ssl_principal_mapping_rules turn into a tenant's user. PLAINTEXT: no tenants and no logins, every "
+        "client sees the whole cluster (a transparent proxy, for trusted networks only)."))
     ssl_certfile: str = field(default="", metadata=_opt(
-        "PEM certificate chain for SASL_SSL listeners (re-read on SIGHUP)."))
+        "PEM certificate chain for SASL_SSL and SSL listeners (re-read on SIGHUP)."))
     ssl_keyfile: str = field(default="", metadata=_opt("PEM private key for ssl_certfile."))
+    ssl_cafile: str = field(default="", metadata=_opt(
+        "PEM file of the CA certificates clients' certificates must chain to (required by SSL listeners)."))
+    ssl_principal_mapping_rules: str = field(default="DEFAULT", metadata=_opt(
+        "How an SSL listener turns a client certificate's subject (RFC 2253, \"CN=alice,O=Example\") into a "
+        "user name, as Kafka's ssl.principal.mapping.rules: RULE:pattern/replacement/[L|U],...,DEFAULT."))
     sasl_enabled_mechanisms: list[str] = field(default_factory=lambda: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
                                                metadata=_opt("SASL mechanisms clients may use, comma-separated."))
     sasl_salt_secret: str = field(default="", repr=False, metadata=_opt(
@@ -149,7 +155,7 @@ class ProxyConfig:
 
     @property
     def tenants_enabled(self) -> bool:
-        return self.listener_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+        return self.listener_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL", "SSL")
 
     @property
     def listen_host(self) -> str:

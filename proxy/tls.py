@@ -27,11 +27,15 @@ def _no_prompt(setting: str) -> bytes:
 
 
 def server_context(config: ProxyConfig) -> ssl.SSLContext | None:
-    if config.listener_security_protocol != "SASL_SSL":
+    """The listeners' context: SASL_SSL, or SSL, which also requires a client certificate the CA signed."""
+    if config.listener_security_protocol not in ("SASL_SSL", "SSL"):
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password=lambda: _no_prompt("ssl_keyfile"))
+    if config.listener_security_protocol == "SSL":
+        context.load_verify_locations(config.ssl_cafile)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 

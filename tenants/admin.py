@@ -72,6 +72,17 @@ def add_user(data: dict[str, Any], tenant_id: str, name: str, mechanism: str, pa
         tenant["users"] = [{"name": name, "credentials": {mechanism: credential}}]
 
 
+def add_certificate_user(data: dict[str, Any], tenant_id: str, name: str) -> None:
+    """Add a user without credentials: it can log in only with a client certificate (an SSL listener)."""
+    tenant = _find_tenant(data, tenant_id)
+    if any(u.get("name") == name for u in tenant.get("users", [])):
+        raise RegistryError(f"user {name}: already exists in tenant {tenant_id}")
+    if "users" in tenant:
+        tenant["users"].append({"name": name})
+    else:
+        tenant["users"] = [{"name": name}]
+
+
 def remove_user(data: dict[str, Any], tenant_id: str, name: str) -> None:
     tenant = _find_tenant(data, tenant_id)
     user = _find_user(data, tenant_id, name)

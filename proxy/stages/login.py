@@ -98,7 +98,7 @@ async def _authenticate(ctx: StageContext, token: bytes) -> Outcome | None:
     success = Answer(SaslAuthenticateResponse(error_code=0, auth_bytes=result,
                                               session_lifetime_ms=auth.session_lifetime_ms()))
     if first_login and auth.authenticated:
-        return await _admit(ctx) or success
+        return await admit(ctx) or success
     if auth.state == AUTHENTICATED and auth.principal is not None:
         ctx.log.info("%s re-authenticated as %s", ctx.peer, auth.principal.name)
     return success
@@ -115,11 +115,11 @@ async def _authenticate_raw(ctx: StageContext, token: bytes) -> Outcome | None:
     answer = AnswerBytes([INT32.pack(len(result)) + result])
     if auth.authenticated:
         auth.raw_tokens = False
-        return await _admit(ctx) or answer
+        return await admit(ctx) or answer
     return answer
 
 
-async def _admit(ctx: StageContext) -> Outcome | None:
+async def admit(ctx: StageContext) -> Outcome | None:
     """Count a login against its tenant's connection limits: None to answer it (after any wait), or a Close.
 
     A refused connection is closed without an answer: clients treat that as a transient failure and

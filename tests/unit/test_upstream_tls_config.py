@@ -138,3 +138,19 @@ def test_a_certificate_for_another_host_fails_the_hostname_check(pki, check_host
         assert "certificate verify failed: IP address mismatch" in error
     else:
         assert "certificate verify failed" not in error and error != "connected"
+
+
+def test_an_ssl_listener_needs_its_ca_and_parseable_rules(pki, tmp_path):
+    authority, _ = pki
+    server = authority.issue("listener", "proxy", hosts=("127.0.0.1",))
+    listener = {**BASE, "listener_security_protocol": "SSL", "ssl_certfile": str(server.cert),
+                "ssl_keyfile": str(server.key), "sasl_salt_secret": "s"}
+    with pytest.raises(ConfigError, match=r"^ssl_cafile: SSL needs a readable PEM file"):
+        load_config(None, listener, {})
+    with pytest.raises(ConfigError, match=r"^ssl_principal_mapping_rules: cannot parse"):
+        load_config(None, {**listener, "ssl_cafile": str(authority.cert_file),
+                           "ssl_principal_mapping_rules": "RULE:^CN=(.*)$/$1"}, {})
+    config = load_config(None, {**listener, "ssl_cafile": str(authority.cert_file)}, {})
+    assert config.tenants_enabled
+    with pytest.raises(ConfigError, match=r"^probe_tenants: .* need a SASL listener"):
+        load_config(None, {**listener, "ssl_cafile": str(authority.cert_file), "probe_tenants": "acme"}, {})
