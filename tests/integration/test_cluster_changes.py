@@ -15,11 +15,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ElectionType, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tenantry.localkafka import kafka_classpath
@@ -227,6 +228,27 @@ def restart_each_broker(cluster: KafkaCluster, new_address_for: int | None = Non
     wait_for(lambda: fully_replicated(cluster), 120, "every partition fully replicated after the restarts")
 
 
+@contextmanager
+def producing(settings: dict[str, object], topic: str, partitions: int) -> Iterator[RdProducer]:
+    """A new topic of the tenant's and an idempotent producer under way on it; once the block ends, every
+    message it sent has been acknowledged, without an error."""
+    create(settings, topic, partitions)
+    producer = RdProducer(settings, topic)
+    producer.start()
+    try:
+        wait_for(lambda: len(producer.acked) > 100, 60, "the producer under way")
+        yield producer
+    finally:
+        producer.stopping.set()
+        producer.join(90)
+    assert producer.errors == []
+
+
+def more_acknowledgements(producer: RdProducer, count: int, what: str) -> None:
+    before = len(producer.acked)
+    wait_for(lambda: len(producer.acked) > before + count, 60, what)
+
+
 # -- the tests -------------------------------------------------------------------------------------------
 def test_a_rolling_restart_loses_no_acknowledged_message(cluster, cluster_proxy, tmp_path):
     """Every broker restarted in turn, under librdkafka and Java producers (idempotent, acks=all) and
@@ -289,13 +311,8 @@ def test_a_rolling_restart_loses_no_acknowledged_message(cluster, cluster_proxy,
 def test_leaders_moved_on_the_cluster_are_followed(cluster, cluster_proxy, tmp_path):
     """An operator reorders a partition's replicas and runs a preferred leader election straight on the
     cluster; a producer through the proxy follows the new leader without an error."""
-    settings = client_config(cluster_proxy, USER)
     topic = unique("moved")
-    create(settings, topic, 1)
-    producer = RdProducer(settings, topic)
-    producer.start()
-    try:
-        wait_for(lambda: len(producer.acked) > 100, 60, "the producer under way")
+    with producing(client_config(cluster_proxy, USER), topic, 1) as producer:
         name = cluster_topic(cluster, topic)
         admin = direct_admin(cluster)
         partition = admin.list_topics(name, timeout=10).topics[name].partitions[0]
@@ -308,30 +325,17 @@ def test_leaders_moved_on_the_cluster_are_followed(cluster, cluster_proxy, tmp_p
                         "org.apache.kafka.tools.reassign.ReassignPartitionsCommand", "--bootstrap-server",
                         cluster.bootstrap("plaintext"), "--reassignment-json-file", str(plan), "--execute"],
                        check=True, capture_output=True, timeout=120)
-        from confluent_kafka import ElectionType
-
         def elected() -> bool:
             admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(name, 0)]).result(30)
             return admin.list_topics(name, timeout=10).topics[name].partitions[0].leader == new_leader
         wait_for(elected, 60, f"broker {new_leader} leading")
-        acked_before = len(producer.acked)
-        wait_for(lambda: len(producer.acked) > acked_before + 200, 60, "acknowledgements from the new leader")
-    finally:
-        producer.stopping.set()
-        producer.join(90)
-    assert producer.errors == []
+        more_acknowledgements(producer, 200, "acknowledgements from the new leader")
 
 
 def test_a_broker_back_at_a_new_address_is_followed(cluster, cluster_proxy):
     """A broker replaced by a machine at another address (same id and data): the proxy learns the address from
     the cluster's metadata and serves it on the same port as before, so clients notice nothing."""
-    settings = client_config(cluster_proxy, USER)
-    topic = unique("moved-broker")
-    create(settings, topic, 3)
-    producer = RdProducer(settings, topic)
-    producer.start()
-    try:
-        wait_for(lambda: len(producer.acked) > 100, 60, "the producer under way")
+    with producing(client_config(cluster_proxy, USER), unique("moved-broker"), 3) as producer:
         before = cluster.description()["brokers"]["2"]["sasl_ssl"]
         restart_each_broker(cluster, new_address_for=2)
         after = cluster.description()["brokers"]["2"]["sasl_ssl"]
@@ -340,12 +344,7 @@ def test_a_broker_back_at_a_new_address_is_followed(cluster, cluster_proxy):
         wait_for(lambda: readiness(metrics)[1]["brokers"]["2"] == {  # type: ignore[index]
             "upstream": after, "port": cluster_proxy.broker_port_base + 2, "up": True}, 60,
             "the proxy serving broker 2 at its new address")
-        acked_before = len(producer.acked)
-        wait_for(lambda: len(producer.acked) > acked_before + 300, 60, "acknowledgements after the move")
-    finally:
-        producer.stopping.set()
-        producer.join(90)
-    assert producer.errors == []
+        more_acknowledgements(producer, 300, "acknowledgements after the move")
     assert readiness(readiness_address(cluster_proxy))[0] == 200
 
 
