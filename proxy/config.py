@@ -26,6 +26,7 @@ from tenantry.proxy.settings import (
     ProxyConfig,
     split_host_port,
 )
+from tenantry.proxy.sni import BrokerNames
 from tenantry.tenants.principal_rules import PrincipalRuleError, parse_rules
 
 __all__ = ["RENAMED", "ConfigError", "ProxyConfig", "load_config", "split_host_port", "validate"]
@@ -188,6 +189,14 @@ def _validate_listener(config: ProxyConfig) -> Iterator[str]:
             value = getattr(config, name)
             if not value or not Path(value).is_file():
                 yield f"{name}: {protocol} needs a readable PEM file, got {value!r}"
+    if config.sni_broker_host_pattern:
+        if protocol not in ("SASL_SSL", "SSL"):
+            yield (f"sni_broker_host_pattern: needs a TLS listener (SASL_SSL or SSL), whose handshake carries the "
+                   f"host name; the listener is {protocol or 'not set'}")
+        try:
+            BrokerNames(config.sni_broker_host_pattern)
+        except ValueError as exc:
+            yield f"sni_broker_host_pattern: {exc}"
     try:
         parse_rules(config.ssl_principal_mapping_rules)
     except PrincipalRuleError as exc:

@@ -22,7 +22,7 @@ from tenantry.protocol.headers import peek_request_header, response_body_start
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.scanner import Chunk
-from tenantry.proxy import certificate_login, pipeline
+from tenantry.proxy import certificate_login, pipeline, sni
 from tenantry.proxy.broker_session import BrokerSession
 from tenantry.proxy.connection_context import ConnectionContext
 from tenantry.proxy.connection_state import ClientState, move
@@ -71,7 +71,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.log = ConnectionLog(log, self.log_context)
         self.meter = TrafficMeter(server.stats)
         self.state = ClientState.AUTHENTICATING if tenants else ClientState.ACTIVE
-        self.broker = BrokerSession(lambda: server.open_upstream(node_id, self, self.meter.tenant_id or None),
+        self.broker = BrokerSession(lambda: server.open_upstream(self.node_id, self, self.meter.tenant_id or None),
                                     lambda: self.gate.unblock("connecting"), self.close, lambda: self.closed)
         self._counted = not tenants  # in the tenant's connection counts (after login)
         self._age_limit: asyncio.TimerHandle | None = None
@@ -95,6 +95,8 @@ class ClientConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         self.gate.attach(self.transport)
+        if self.server.broker_names is not None:  # one port for all brokers: the TLS handshake named one
+            self.node_id = sni.node_of(transport)
         peer = transport.get_extra_info("peername")
         self.peer = self.context.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.log_context["peer"] = self.peer
@@ -129,9 +131,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _login_timed_out(self) -> None:
         if self.state is ClientState.AUTHENTICATING:
             self.close("no login within login_timeout_ms")
-
-    def get_buffer(self, sizehint: int) -> memoryview:  # replaced per instance by the reader's own (__init__)
-        return self.input.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         try:

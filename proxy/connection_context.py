@@ -107,6 +107,9 @@ class ConnectionContext:
         await self._server.look_up_topic_ids(self.broker(), ids)
 
     def addresses(self) -> Addresses:
+        names = self._server.broker_names
+        if names is not None:  # SNI routing: every broker on the listen port, under its own name
+            return Addresses(self.config.advertised_host, self._server.sni_port, host_for=names.host)
         return Addresses(self.config.advertised_host, self.config.broker_port)
 
     def learn_brokers(self, seen: list[tuple[int, str, int]]) -> Awaitable[object] | None:

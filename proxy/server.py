@@ -33,6 +33,7 @@ from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
+from tenantry.proxy.sni import BrokerNames
 from tenantry.proxy.stats import BOOTSTRAP, Stats
 from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
@@ -65,6 +66,7 @@ class ProxyServer:
         self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
         self.config_path: Path | None = None  # the file reloads read (SIGHUP, changes, POST /reload)
         self.tls = server_context(config)
+        self.broker_names = BrokerNames(config.sni_broker_host_pattern) if config.sni_broker_host_pattern else None
         self.principal_rules = (parse_rules(config.ssl_principal_mapping_rules)
                                 if config.listener_security_protocol == "SSL" else ())
         self.upstream_tls = upstream_context(config)  # replaced whole on reload (tls.reload_upstream)
@@ -123,6 +125,10 @@ class ProxyServer:
             self.health.started()
             return
 
+    def sni_port(self, node_id: int) -> int:
+        """With SNI routing, every broker's advertised port: the listen port."""
+        return self.config.listen_port
+
     def memory_for(self, tenant_id: str) -> TenantBudget:
         """A tenant's part of the large-frame budget (max_buffered_bytes_per_tenant)."""
         budget = self._tenant_memory.get(tenant_id)
@@ -174,8 +180,8 @@ class ProxyServer:
                 self.brokers[node_id] = (host, port)
                 log.info("broker %d is at %s:%d upstream, served on port %d", node_id, host, port,
                          self.config.broker_port(node_id))
-            if node_id in self.listeners or self._stopping:
-                continue
+            if node_id in self.listeners or self._stopping or self.broker_names is not None:
+                continue  # with SNI routing the bootstrap listener serves every broker
             task = self._opening.get(node_id)
             if task is None:
                 task = asyncio.get_running_loop().create_task(self._open_listener(node_id))

@@ -40,6 +40,10 @@ class ProxyConfig:
         "Host name the proxy gives clients for every broker (default: the listen host)."))
     broker_port_base: int = field(default=0, metadata=_opt(
         "Upstream broker N is served on port broker_port_base + N (default: the listen port + 1)."))
+    sni_broker_host_pattern: str = field(default="", metadata=_opt(
+        "Serve every broker on the listen port of a TLS listener, told apart by the host name clients ask for "
+        "(SNI): broker N is advertised as this pattern with {id} replaced by N, e.g. broker-{id}.kafka.example.com; "
+        "other names reach the bootstrap. Empty: a port per broker."))
     listener_security_protocol: str = field(default="", metadata=_opt(
         "Required. SASL_PLAINTEXT or SASL_SSL: clients log in as users of the tenants in the config file, "
         "each in its own namespace. SSL: clients log in with a certificate (mTLS), whose subject "

@@ -10,6 +10,8 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
+from tenantry.proxy.sni import BrokerNames
+
 if TYPE_CHECKING:
     from tenantry.proxy.config import ProxyConfig
 
@@ -36,6 +38,8 @@ def server_context(config: ProxyConfig) -> ssl.SSLContext | None:
     if config.listener_security_protocol == "SSL":
         context.load_verify_locations(config.ssl_cafile)
         context.verify_mode = ssl.CERT_REQUIRED
+    if config.sni_broker_host_pattern:
+        BrokerNames(config.sni_broker_host_pattern).install(context)
     return context
 
 

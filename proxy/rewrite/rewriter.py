@@ -72,6 +72,10 @@ class Addresses:
     advertised_host: str
     port_for: Callable[[int], int]
     seen: list[tuple[int, str, int]] = field(default_factory=list)
+    host_for: Callable[[int], str] | None = None  # each broker's own name (SNI routing); else advertised_host
+
+    def host(self, node: int) -> str:
+        return self.host_for(node) if self.host_for is not None else self.advertised_host
 
 
 class Rewriter:
@@ -201,7 +205,7 @@ class Rewriter:
                 node = value
             elif entity == "addressHost" and node >= 0:
                 host = value
-                changes.append((ref, addresses.advertised_host))
+                changes.append((ref, addresses.host(node)))
             elif entity == "addressPort" and node >= 0:
                 addresses.seen.append((node, host, value))
                 changes.append((ref, addresses.port_for(node)))
@@ -239,7 +243,7 @@ class Rewriter:
                     return value
                 if entity == "addressHost":  # the port field is still the broker's here
                     addresses.seen.append((node, value, _field_with(struct, "addressPort")))
-                    return addresses.advertised_host
+                    return addresses.host(node)
                 if entity == "addressPort":
                     return addresses.port_for(node)
                 return value

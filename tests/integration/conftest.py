@@ -61,9 +61,9 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
 
 def start_proxy(kafka: KafkaBroker | None, workdir: Path, *extra: str, upstream: str | None = None,
                 mechanism: str = "SCRAM-SHA-512", tls: bool = False,
-                upstream_flags: tuple[str, ...] | None = None) -> RunningProxy:
+                upstream_flags: tuple[str, ...] | None = None, broker_listeners: bool = True) -> RunningProxy:
     """The proxy as its own process, logging in to the broker's SASL listener (or to `upstream`, with
-    `upstream_flags` instead of the SASL_PLAINTEXT ones)."""
+    `upstream_flags` instead of the SASL_PLAINTEXT ones); `broker_listeners` False: no port per broker (SNI)."""
     port = free_port()
     base = free_port() - 1  # broker 1 is served on base + 1, a port known to be free
     log = workdir / f"proxy-{port}.log"
@@ -81,7 +81,8 @@ def start_proxy(kafka: KafkaBroker | None, workdir: Path, *extra: str, upstream:
              "--broker-port-base", str(base), "--log-level", "DEBUG", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
-    while not (listening("127.0.0.1", port) and listening("127.0.0.1", base + 1)) if tls else (
+    while not (listening("127.0.0.1", port) and (not broker_listeners or listening("127.0.0.1", base + 1))) \
+            if tls else (
             not api_versions_answers("127.0.0.1", port) or not api_versions_answers("127.0.0.1", base + 1)):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

@@ -17,17 +17,20 @@ PROGRAM = Path(__file__).parents[1] / "java" / "ClientScenarios.java"
 PROTOCOLS = GROUP_PROTOCOLS
 
 
-def run_java(*args: str, login: str | None = None, sasl: str | None = None) -> str:
+def run_java(*args: str, login: str | None = None, sasl: str | None = None, truststore: str | None = None,
+             jvm: tuple[str, ...] = ()) -> str:
     """Run a scenario; `login` is one of TENANT_USERS to log in to a tenant proxy with (or give `sasl`
-    as MECHANISM:user:password)."""
+    as MECHANISM:user:password); `truststore`, a PEM CA file, makes it TLS; `jvm` adds JVM options."""
     env = dict(os.environ)
+    if truststore is not None:
+        env["TENANTRY_TRUSTSTORE"] = truststore
     if login is not None:
         _, mechanism, password = TENANT_USERS[login]
         env["TENANTRY_SASL"] = f"{mechanism}:{login}:{password}"
     if sasl is not None:
         env["TENANTRY_SASL"] = sasl
     result = subprocess.run(
-        ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), str(PROGRAM), *args],
+        ["java", "-Xmx256m", *jvm, "-cp", kafka_classpath(KAFKA_VERSION), str(PROGRAM), *args],
         capture_output=True, text=True, timeout=180, check=False, env=env)
     assert result.returncode == 0, f"Java scenario {args[0]} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
     return result.stdout

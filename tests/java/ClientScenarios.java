@@ -13,7 +13,7 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.*;
 
 public class ClientScenarios {
-    // TENANTRY_SASL="MECHANISM:user:password" logs in to a tenant proxy; unset means plaintext.
+    // TENANTRY_SASL="MECHANISM:user:password" logs in to a tenant proxy; unset means no login.
     static Properties base(String bootstrap) {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
@@ -25,6 +25,13 @@ public class ClientScenarios {
             p.put("security.protocol", "SASL_PLAINTEXT");
             p.put("sasl.mechanism", parts[0]);
             p.put("sasl.jaas.config", module + " required username=\"" + parts[1] + "\" password=\"" + parts[2] + "\";");
+        }
+        // TENANTRY_TRUSTSTORE=a PEM CA file: TLS to the proxy, whose certificate that CA signed.
+        String ca = System.getenv("TENANTRY_TRUSTSTORE");
+        if (ca != null && !ca.isEmpty()) {
+            p.put("security.protocol", sasl != null && !sasl.isEmpty() ? "SASL_SSL" : "SSL");
+            p.put("ssl.truststore.type", "PEM");
+            p.put("ssl.truststore.location", ca);
         }
         return p;
     }

@@ -205,3 +205,34 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
 
 if __name__ == "__main__":
     (OPERATOR / "prometheusrule.yaml").write_text(prometheus_rule_text())
+
+
+def test_the_sni_overlay_serves_every_broker_on_the_one_port(tmp_path):
+    """deploy/kubernetes/sni: its settings pass the proxy's own validation over the base's (with real files
+    for the certificate), and its patches remove exactly the per-broker ports."""
+    from tenantry.localkafka.certs import Authority
+
+    overlay = KUBERNETES / "sni"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../"]
+    patches = {p["path"]: yaml.safe_load((overlay / p["path"]).read_text()) for p in kustomization["patches"]}
+    base = manifests()
+    for patch in patches.values():
+        assert base[patch["kind"]]["metadata"]["name"] == patch["metadata"]["name"]
+    settings = {**base["ConfigMap"]["data"], **patches["configmap-patch.yaml"]["data"]}
+    certificate = Authority(tmp_path).issue("listener", "bootstrap.kafka.example.com",
+                                            hosts=("bootstrap.kafka.example.com", "*.kafka.example.com"))
+    assert settings["TENANTRY_SSL_CERTFILE"].startswith("/etc/tenantry/tls/")
+    settings.update(TENANTRY_SSL_CERTFILE=str(certificate.cert), TENANTRY_SSL_KEYFILE=str(certificate.key),
+                    TENANTRY_UPSTREAM_SASL_PASSWORD="x")
+    config = load_config(environ=settings)
+    assert config.sni_broker_host_pattern == "broker-{id}.kafka.example.com"
+    container = base["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    per_broker = {p["containerPort"] for p in container["ports"] if p["name"].startswith("broker-")}
+    patched = patches["deployment-patch.yaml"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {p["containerPort"] for p in patched if p.get("$patch") == "delete"} == per_broker
+    service = {p["port"] for p in base["Service"]["spec"]["ports"] if p["name"].startswith("broker-")}
+    assert {p["port"] for p in patches["service-patch.yaml"]["spec"]["ports"] if p.get("$patch") == "delete"} \
+        == service
+    mounts = patches["deployment-patch.yaml"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == ["/etc/tenantry/tls"]
