@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from tenantry.tenants.auth import AuthenticationFailed, Principal, SaslExchange
+from tenantry.tenants.oauthbearer import KeyFinder, TokenRules
 from tenantry.tenants.registry import Registry
 
 HANDSHAKE, AUTHENTICATING, AUTHENTICATED = "handshake", "authenticating", "authenticated"
@@ -28,8 +29,12 @@ class IllegalSaslState(Exception):
 
 class ClientAuth:
     def __init__(self, registry: Callable[[], Registry], mechanisms: list[str], lifetime_ms: int, secret: bytes,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, oauth: tuple[KeyFinder, TokenRules] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self._registry = registry
+        self._oauth = oauth
+        self._wall = wall
+        self.refusal = ""  # why the last login failed, for the proxy's log (the client is told less)
         self.mechanisms = mechanisms
         self.lifetime_ms = lifetime_ms
         self._secret = secret
@@ -61,7 +66,7 @@ class ClientAuth:
             return False
         if self.principal is not None and mechanism != self.principal.mechanism:
             raise IllegalSaslState("re-authentication must use the same mechanism")
-        self._exchange = SaslExchange(self._registry(), mechanism, self._secret)
+        self._exchange = SaslExchange(self._registry(), mechanism, self._secret, self._oauth)
         self.mechanism = mechanism
         self.state = AUTHENTICATING
         return True
@@ -70,19 +75,24 @@ class ClientAuth:
         """The server's SASL answer; raises AuthenticationFailed or IllegalSaslState."""
         if self.state != AUTHENTICATING or self._exchange is None:
             raise IllegalSaslState("SaslAuthenticate without SaslHandshake")
+        exchange = self._exchange
         try:
-            answer = self._exchange.step(token)
+            answer = exchange.step(token)
         finally:
-            self.claimed_user = self._exchange.claimed_user
-        done = self._exchange.principal
+            self.claimed_user, self.refusal = exchange.claimed_user, exchange.refusal
+        done = exchange.principal
         if done is not None:
-            if self.principal is not None and (done.name, done.mechanism) != (self.principal.name,
-                                                                              self.principal.mechanism):
-                raise AuthenticationFailed()  # KIP-368: a re-authentication cannot switch principal
+            if self.principal is not None and _identity(done) != _identity(self.principal):
+                self.refusal = "a re-authentication cannot switch principal (KIP-368)"
+                raise AuthenticationFailed()
             self.principal = done
             self.state = AUTHENTICATED
             self._exchange = None
-            self._expires_at = self._clock() + self.lifetime_ms / 1000 if self.lifetime_ms > 0 else None
+            # The session ends with the configured lifetime, or with an OAUTHBEARER token, whichever is first.
+            lifetimes = [self.lifetime_ms / 1000] if self.lifetime_ms > 0 else []
+            if exchange.expires_at is not None:
+                lifetimes.append(max(exchange.expires_at - self._wall(), 0.0))
+            self._expires_at = self._clock() + min(lifetimes) if lifetimes else None
         return answer
 
     def session_lifetime_ms(self) -> int:
@@ -92,3 +102,7 @@ class ClientAuth:
 
     def expired(self) -> bool:
         return self._expires_at is not None and self._clock() >= self._expires_at
+
+
+def _identity(principal: Principal) -> tuple[str, str, str]:
+    return principal.tenant.id, principal.name, principal.mechanism

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tenantry.proxy.settings import (
+    LISTENER_MECHANISMS,
     LISTENER_PROTOCOLS,
     RENAMED,
     SASL_MECHANISMS,
@@ -201,10 +202,15 @@ def _validate_listener(config: ProxyConfig) -> Iterator[str]:
         parse_rules(config.ssl_principal_mapping_rules)
     except PrincipalRuleError as exc:
         yield f"ssl_principal_mapping_rules: {exc}"
-    unknown = [m for m in config.sasl_enabled_mechanisms if m not in SASL_MECHANISMS]
+    unknown = [m for m in config.sasl_enabled_mechanisms if m not in LISTENER_MECHANISMS]
     if unknown or not config.sasl_enabled_mechanisms:
         yield (f"sasl_enabled_mechanisms: {', '.join(unknown) or 'none given'}; choose from "
-               f"{', '.join(SASL_MECHANISMS)}")
+               f"{', '.join(LISTENER_MECHANISMS)}")
+    if "OAUTHBEARER" in config.sasl_enabled_mechanisms:  # never a token from anyone, or for anything
+        for name in ("sasl_oauthbearer_jwks_endpoint_url", "sasl_oauthbearer_expected_issuer",
+                     "sasl_oauthbearer_expected_audience"):
+            if not getattr(config, name):
+                yield f"{name}: required with OAUTHBEARER in sasl_enabled_mechanisms"
 
 
 def _validate_upstream(config: ProxyConfig) -> Iterator[str]:

@@ -55,7 +55,7 @@ class ConnectionContext:
             # An SSL listener's clients log in with their certificate (certificate_login), never with SASL.
             mechanisms = [] if self.config.listener_security_protocol == "SSL" else self.config.sasl_enabled_mechanisms
             self.auth = ClientAuth(server.login_registry, mechanisms,
-                                   self.config.sasl_session_lifetime_ms, server.secret)
+                                   self.config.sasl_session_lifetime_ms, server.secret, oauth=server.token_checks)
 
     @property
     def closed(self) -> bool:

@@ -29,6 +29,7 @@ from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
 from tenantry.proxy.memory import MemoryBudget, TenantBudget
 from tenantry.proxy.monitor import UsageWindow
+from tenantry.proxy.oauth_keys import token_checks
 from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
@@ -66,6 +67,7 @@ class ProxyServer:
         self.overrides: dict[str, Any] = {}  # the command line's settings, which a reloaded file cannot change
         self.config_path: Path | None = None  # the file reloads read (SIGHUP, changes, POST /reload)
         self.tls = server_context(config)
+        self.token_checks = token_checks(config)  # OAUTHBEARER logins: the issuer's keys and the token rules
         self.broker_names = BrokerNames(config.sni_broker_host_pattern) if config.sni_broker_host_pattern else None
         self.principal_rules = (parse_rules(config.ssl_principal_mapping_rules)
                                 if config.listener_security_protocol == "SSL" else ())

@@ -9,6 +9,7 @@ from typing import Any
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL")
 LISTENER_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LISTENER_MECHANISMS = (*SASL_MECHANISMS, "OAUTHBEARER")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,18 @@ class ProxyConfig:
         "user name, as Kafka's ssl.principal.mapping.rules: RULE:pattern/replacement/[L|U],...,DEFAULT."))
     sasl_enabled_mechanisms: list[str] = field(default_factory=lambda: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
                                                metadata=_opt("SASL mechanisms clients may use, comma-separated."))
+    sasl_oauthbearer_jwks_endpoint_url: str = field(default="", metadata=_opt(
+        "With OAUTHBEARER among sasl_enabled_mechanisms: the identity provider's JWKS, whose keys must have "
+        "signed clients' tokens (fetched when a token names a key not yet known, and every hour)."))
+    sasl_oauthbearer_expected_issuer: str = field(default="", metadata=_opt(
+        "The \"iss\" clients' tokens must carry (required with OAUTHBEARER)."))
+    sasl_oauthbearer_expected_audience: list[str] = field(default_factory=list, metadata=_opt(
+        "Audiences (\"aud\") of which clients' tokens must carry one, comma-separated (required with OAUTHBEARER)."))
+    sasl_oauthbearer_user_claim: str = field(default="sub", metadata=_opt(
+        "The token claim that names the user."))
+    sasl_oauthbearer_tenant_claim: str = field(default="", metadata=_opt(
+        "The token claim that names the tenant; then the identity provider decides who belongs where, and "
+        "users need not be in the config file. Empty: the tenant whose user the user claim names."))
     sasl_salt_secret: str = field(default="", repr=False, metadata=_opt(
         "Keys the salts the proxy invents for unknown users and missing mechanisms, so that they stay the "
         "same across restarts and replicas (set the same value on every replica). Default: derived from "

@@ -19,6 +19,8 @@ from tenantry.tenants.credentials import (
     PlainCredential,
     ScramCredential,
 )
+from tenantry.tenants.oauthbearer import MECHANISM as OAUTHBEARER
+from tenantry.tenants.oauthbearer import InvalidToken, KeyFinder, TokenRules, bearer_token, verify
 from tenantry.tenants.registry import Registry, Tenant, User
 
 FAILED = "Authentication failed: Invalid username or password"
@@ -46,20 +48,27 @@ class Principal:
 class SaslExchange:
     """One SASL exchange for one mechanism. Feed client tokens to step() until it returns a principal."""
 
-    def __init__(self, registry: Registry, mechanism: str, secret: bytes) -> None:
-        if mechanism != "PLAIN" and mechanism not in SCRAM_MECHANISMS:
+    def __init__(self, registry: Registry, mechanism: str, secret: bytes,
+                 oauth: tuple[KeyFinder, TokenRules] | None = None) -> None:
+        if mechanism not in ("PLAIN", *SCRAM_MECHANISMS) and not (mechanism == OAUTHBEARER and oauth):
             raise ValueError(f"unsupported mechanism {mechanism}")
         self.registry = registry
         self.mechanism = mechanism
         self._secret = secret
-        self._scram = ScramMechanism(mechanism).make_server(self._scram_keys) if mechanism != "PLAIN" else None
+        self._oauth = oauth
+        self._scram = (ScramMechanism(mechanism).make_server(self._scram_keys) if mechanism in SCRAM_MECHANISMS
+                       else None)
         self._username: str | None = None
         self.principal: Principal | None = None
+        self.expires_at: float | None = None  # OAUTHBEARER: the login ends with the token (epoch seconds)
+        self.refusal = ""  # why the login failed, for the proxy's log only
 
     def step(self, token: bytes) -> bytes:
         """The server's answer to a client token; raises AuthenticationFailed. Done when .principal is set."""
         if self.principal is not None:
             raise AuthenticationFailed()
+        if self._oauth is not None and self.mechanism == OAUTHBEARER:
+            return self._bearer(token, *self._oauth)
         if self._scram is None:
             return self._plain(token)
         try:
@@ -77,6 +86,17 @@ class SaslExchange:
     def claimed_user(self) -> str | None:
         """The user name the client gave (not yet proven), for attributing failed logins in metrics."""
         return self._username
+
+    def _bearer(self, token: bytes, find_key: KeyFinder, rules: TokenRules) -> bytes:
+        try:
+            verified = verify(bearer_token(token), find_key, rules, self.registry)
+        except InvalidToken as exc:
+            self.refusal = str(exc)
+            raise AuthenticationFailed() from None
+        self._username = verified.user.name
+        self.principal = Principal(verified.tenant, verified.user, OAUTHBEARER)
+        self.expires_at = verified.expires_at
+        return b""
 
     def _plain(self, token: bytes) -> bytes:
         parts = token.split(b"\0")

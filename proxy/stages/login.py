@@ -176,6 +176,7 @@ def _broken(ctx: StageContext, exc: Exception) -> Outcome:
 
 async def _fail(ctx: StageContext, answer: Outcome) -> Outcome:
     """Answer a failed login only after a delay, then close: guessing passwords costs time."""
-    ctx.log.info("failed login from %s", ctx.peer)
+    refusal = _auth(ctx).refusal
+    ctx.log.info("failed login from %s%s", ctx.peer, f": {refusal}" if refusal else "")
     await ctx.sleep(ctx.config.auth_failure_delay_ms / 1000)
     return answer
