@@ -186,11 +186,12 @@ log4j.logger.state.change.logger=WARN
 """
 
 
-def java_command(version: str, dir_: Path, main: str, *args: str, heap: str = "1G") -> list[str]:
+def java_command(version: str, dir_: Path, main: str, *args: str, heap: str = "1G",
+                 jvm_options: tuple[str, ...] = ()) -> list[str]:
     """A java command line for one of Kafka's main classes, logging only inside `dir_`."""
     logs = dir_ / "logs"
     return [
-        "java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true", *jvm_options,
         f"-Dkafka.logs.dir={logs}",
         f"-Dlog4j2.configurationFile={dir_ / 'log4j2.properties'}",
         f"-Dlog4j.configuration=file:{dir_ / 'log4j.properties'}",
@@ -234,7 +235,7 @@ class KafkaBroker:
                  extra_properties: dict[str, str] | None = None, sasl_port: int | None = None,
                  advertised_sasl_port: int | None = None, tls: Tls | None = None, node_id: int = 1,
                  voters: str | None = None, ports: Ports | None = None, broker: bool = True,
-                 replicas: int = 1, cluster_id: str | None = None) -> None:
+                 replicas: int = 1, cluster_id: str | None = None, jvm_options: tuple[str, ...] = ()) -> None:
         """`advertised_sasl_port` lets a relay in front of the SASL listener be the address brokers give out;
         `ports` fixes every port (a restarted cluster member keeps its own)."""
         self.dir = Path(dir_).resolve()
@@ -250,6 +251,7 @@ class KafkaBroker:
         self.is_broker = broker
         self.replicas = replicas
         self.cluster_id = cluster_id
+        self.jvm_options = jvm_options
         self.state: BrokerState | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -289,7 +291,7 @@ class KafkaBroker:
             self._format(config)
         stdout = open(self.dir / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
         self._process = subprocess.Popen(
-            java_command(self.version, self.dir, "kafka.Kafka", str(config)),
+            java_command(self.version, self.dir, "kafka.Kafka", str(config), jvm_options=self.jvm_options),
             stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
         )

@@ -95,3 +95,20 @@ def oidc_provider(workdir: Path, issuer_ids: tuple[str, ...] = ("tenantry",),
         yield provider
     finally:
         stop_process(process, 10)
+
+
+def broker_oauthbearer(provider: Provider, issuer_id: str, audience: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Broker properties and JVM options for an OAUTHBEARER login on the SASL_PLAINTEXT listener, its tokens
+    checked against `provider`'s keys (KIP-768's validator), beside PLAIN and SCRAM."""
+    prefix = "listener.name.sasl_plaintext.oauthbearer."
+    properties = {
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
+        prefix + "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        prefix + "sasl.server.callback.handler.class":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        "sasl.oauthbearer.jwks.endpoint.url": provider.jwks(issuer_id),
+        "sasl.oauthbearer.expected.issuer": provider.issuer(issuer_id),
+        "sasl.oauthbearer.expected.audience": audience,
+    }
+    # Kafka 4 fetches only from URLs it is told it may (CVE-2025-27817); earlier versions ignore this.
+    return properties, (f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={provider.jwks(issuer_id)}",)

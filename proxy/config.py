@@ -21,7 +21,6 @@ from tenantry.proxy.settings import (
     LISTENER_MECHANISMS,
     LISTENER_PROTOCOLS,
     RENAMED,
-    SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
     ConfigError,
     ProxyConfig,
@@ -219,9 +218,11 @@ def _validate_upstream(config: ProxyConfig) -> Iterator[str]:
                f"{', '.join(SECURITY_PROTOCOLS)}")
     yield from _validate_upstream_tls(config)
     if config.upstream_sasl:
-        if config.upstream_sasl_mechanism not in SASL_MECHANISMS:
+        if config.upstream_sasl_mechanism not in LISTENER_MECHANISMS:
             yield (f"upstream_sasl_mechanism: {config.upstream_sasl_mechanism!r} is not one of "
-                   f"{', '.join(SASL_MECHANISMS)}")
+                   f"{', '.join(LISTENER_MECHANISMS)}")
+        if config.upstream_sasl_mechanism == "OAUTHBEARER" and not config.upstream_sasl_oauthbearer_token_endpoint_url:
+            yield "upstream_sasl_oauthbearer_token_endpoint_url: required with upstream_sasl_mechanism OAUTHBEARER"
         if config.upstream_sasl_password_file and not config.upstream_sasl_password:
             try:
                 config.upstream_sasl_password = Path(config.upstream_sasl_password_file).read_text().strip()

@@ -73,7 +73,7 @@ class Health:
         key = f"{label} {host}:{port}"
         try:
             conn = await UpstreamConnection.open(self.server.config, self.server.memory, host, port, None,
-                                                 tls=self.server.upstream_tls)
+                                                 tls=self.server.upstream_tls, tokens=self.server.upstream_tokens)
         except UpstreamError as exc:
             self.errors[key] = str(exc)
             return False

@@ -1,4 +1,4 @@
-"""Client side of SASL PLAIN and SCRAM-SHA-256/512, for the proxy's own logins to upstream brokers."""
+"""Client side of SASL PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER, for the proxy's own logins to upstream brokers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,22 @@ class SaslClient(Protocol):
 
     def next_message(self, server_message: bytes) -> bytes | None:
         """The reply to a server message, or None when the exchange is complete."""
+
+
+class OAuthBearerClient:
+    """RFC 7628's client: one message with the bearer token; the broker's answer ends the exchange."""
+
+    def __init__(self, token: str) -> None:
+        self.mechanism = "OAUTHBEARER"
+        self._token = token
+
+    def first_message(self) -> bytes:
+        return f"n,,\x01auth=Bearer {self._token}\x01\x01".encode()
+
+    def next_message(self, server_message: bytes) -> bytes | None:
+        if server_message:  # an error challenge ({"status": "invalid_token"}): the broker refused the token
+            raise SaslError(f"the broker refused the token: {server_message.decode(errors='replace')}")
+        return None
 
 
 class PlainClient:

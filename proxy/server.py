@@ -29,6 +29,7 @@ from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
 from tenantry.proxy.memory import MemoryBudget, TenantBudget
 from tenantry.proxy.monitor import UsageWindow
+from tenantry.proxy.oauth_client import TokenSource
 from tenantry.proxy.oauth_keys import token_checks
 from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.probe import Probe
@@ -72,6 +73,10 @@ class ProxyServer:
         self.principal_rules = (parse_rules(config.ssl_principal_mapping_rules)
                                 if config.listener_security_protocol == "SSL" else ())
         self.upstream_tls = upstream_context(config)  # replaced whole on reload (tls.reload_upstream)
+        self.upstream_tokens = (TokenSource(config.upstream_sasl_oauthbearer_token_endpoint_url,
+                                            config.upstream_sasl_username, config.upstream_sasl_password,
+                                            config.upstream_sasl_oauthbearer_scope)
+                                if config.upstream_sasl and config.upstream_sasl_mechanism == "OAUTHBEARER" else None)
         self.quotas = QuotaBook(config)
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
@@ -231,7 +236,7 @@ class ProxyServer:
         stats = self.stats.brokers[broker]
         try:
             conn = await UpstreamConnection.open(self.config, self.memory, host, port, owner, login,
-                                                 self.upstream_tls)
+                                                 self.upstream_tls, self.upstream_tokens)
         except UpstreamError:
             stats.errors["connect"] += 1
             raise

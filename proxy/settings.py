@@ -97,7 +97,13 @@ class ProxyConfig:
         "Check that each broker's certificate names the host the proxy connects to, as Kafka's "
         "ssl.endpoint.identification.algorithm=https does (true or false; the chain is verified either way)."))
     upstream_sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_opt(
-        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with upstream_security_protocol SASL_PLAINTEXT or SASL_SSL."))
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, with upstream_security_protocol SASL_PLAINTEXT or "
+        "SASL_SSL. With OAUTHBEARER, upstream_sasl_username and _password are the OAuth client id and secret."))
+    upstream_sasl_oauthbearer_token_endpoint_url: str = field(default="", metadata=_opt(
+        "With upstream_sasl_mechanism OAUTHBEARER: where the proxy gets its tokens (the client-credentials "
+        "grant of KIP-768); each is used until 80% of its lifetime, then replaced."))
+    upstream_sasl_oauthbearer_scope: str = field(default="", metadata=_opt(
+        "The scope the proxy asks its tokens for (empty: none)."))
     upstream_sasl_username: str = field(default="", metadata=_opt("The proxy's service user on the brokers."))
     upstream_identity: str = field(default="auto", metadata=_opt(
         "Who the proxy is on the brokers for a tenant's connections: service (its service user), tenant (a "

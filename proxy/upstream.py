@@ -32,8 +32,9 @@ from tenantry.proxy.api_versions import intersect
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.flow import ReadGate
 from tenantry.proxy.memory import MemoryBudget
+from tenantry.proxy.oauth_client import TokenError, TokenSource
 from tenantry.proxy.receiver import FrameInput
-from tenantry.proxy.sasl_client import SaslError, sasl_client
+from tenantry.proxy.sasl_client import OAuthBearerClient, SaslClient, SaslError, sasl_client
 from tenantry.proxy.stats import BrokerStats
 
 log = logging.getLogger("tenantry.upstream")
@@ -103,11 +104,12 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.stats: BrokerStats | None = None
         self._closed_by_proxy = False
         self.login: tuple[str, str, str] | None = None  # a tenant's broker user, instead of the service user
+        self.tokens: TokenSource | None = None  # the service user's OAUTHBEARER tokens
 
     @classmethod
     async def open(cls, config: ProxyConfig, memory: MemoryBudget, host: str, port: int,
                    owner: UpstreamOwner | None, login: tuple[str, str, str] | None = None,
-                   tls: ssl.SSLContext | None = None) -> UpstreamConnection:
+                   tls: ssl.SSLContext | None = None, tokens: TokenSource | None = None) -> UpstreamConnection:
         """Connect (over TLS with `tls`, checking the certificate against `host`), learn the broker's API versions
         and log in; raise UpstreamError on failure.
 
@@ -118,7 +120,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             async with asyncio.timeout(config.upstream_connect_timeout_seconds or None):
                 _, conn = await loop.create_connection(lambda: cls(config, memory, owner), host, port, ssl=tls,
                                                        server_hostname=host if tls is not None else None)
-                conn.login = login
+                conn.login, conn.tokens = login, tokens
                 await conn._handshake()
         except (OSError, TimeoutError, ProtocolError) as exc:
             timeout = config.upstream_connect_timeout_seconds
@@ -265,7 +267,15 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         if handshake.error_code:
             raise UpstreamError(f"broker does not enable SASL mechanism {mechanism} "
                                 f"(it offers {', '.join(handshake.mechanisms)})")
-        client = sasl_client(mechanism, user, password)
+        client: SaslClient
+        if mechanism == "OAUTHBEARER":
+            assert self.tokens is not None, "OAUTHBEARER without a token source"
+            try:
+                client = OAuthBearerClient(await self.tokens.token())
+            except TokenError as exc:
+                raise UpstreamError(str(exc)) from None
+        else:
+            client = sasl_client(mechanism, user, password)
         token: bytes | None = client.first_message()
         response = None
         while token is not None:
