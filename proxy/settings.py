@@ -101,7 +101,7 @@ class ProxyConfig:
         "SASL_SSL. With OAUTHBEARER, upstream_sasl_username and _password are the OAuth client id and secret."))
     upstream_sasl_oauthbearer_token_endpoint_url: str = field(default="", metadata=_opt(
         "With upstream_sasl_mechanism OAUTHBEARER: where the proxy gets its tokens (the client-credentials "
-        "grant of KIP-768); each is used until 80% of its lifetime, then replaced."))
+        "grant of KIP-768); each is used for four fifths of its lifetime, then replaced."))
     upstream_sasl_oauthbearer_scope: str = field(default="", metadata=_opt(
         "The scope the proxy asks its tokens for (empty: none)."))
     upstream_sasl_username: str = field(default="", metadata=_opt("The proxy's service user on the brokers."))
