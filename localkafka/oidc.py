@@ -2,8 +2,8 @@
 
 It serves, per issuer id, the discovery document, a JWKS and a token endpoint that grants
 client-credentials requests with signed JWTs (``sub`` is the client id, ``aud`` the requested scope
-unless a mapping says otherwise). `claims` adds claims per client id, for example the tenant a client
-belongs to, and `token_seconds` sets how long tokens live.
+unless a mapping says otherwise). `claims` sets the claims per client id (or per ``param=value`` of the
+token request), for example the tenant a client belongs to; `token_seconds` sets how long tokens live.
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ def oidc_provider(workdir: Path, issuer_ids: tuple[str, ...] = ("tenantry",),
                   claims: dict[str, dict[str, object]] | None = None, token_seconds: int = 3600) -> Iterator[Provider]:
     """Start the provider (fetching it from Maven Central on first use); stop it on the way out."""
     port = free_port()
-    mappings = [{"requestParam": "client_id", "match": client, "claims": extra}
-                for client, extra in (claims or {}).items()]
+    # A key "client_id" matches a client id; "param=value" another form parameter (clients that send their
+    # credentials in an Authorization header, as Kafka's Java client does, are told apart by scope).
+    mappings = [{"requestParam": key.partition("=")[0] if "=" in key else "client_id",
+                 "match": key.partition("=")[2] if "=" in key else key, "claims": extra}
+                for key, extra in (claims or {}).items()]
     config = {"interactiveLogin": False, "tokenCallbacks": [
         {"issuerId": issuer, "tokenExpiry": token_seconds, "requestMappings": mappings} for issuer in issuer_ids]}
     env = dict(os.environ, SERVER_PORT=str(port), SERVER_HOSTNAME="127.0.0.1", JSON_CONFIG=json.dumps(config))

@@ -18,10 +18,13 @@ PROTOCOLS = GROUP_PROTOCOLS
 
 
 def run_java(*args: str, login: str | None = None, sasl: str | None = None, truststore: str | None = None,
-             jvm: tuple[str, ...] = ()) -> str:
+             jvm: tuple[str, ...] = (), oauth: str | None = None) -> str:
     """Run a scenario; `login` is one of TENANT_USERS to log in to a tenant proxy with (or give `sasl`
-    as MECHANISM:user:password); `truststore`, a PEM CA file, makes it TLS; `jvm` adds JVM options."""
+    as MECHANISM:user:password, or `oauth` as "token endpoint|client id|scope"); `truststore`, a PEM CA
+    file, makes it TLS; `jvm` adds JVM options."""
     env = dict(os.environ)
+    if oauth is not None:
+        env["TENANTRY_OAUTH"] = oauth
     if truststore is not None:
         env["TENANTRY_TRUSTSTORE"] = truststore
     if login is not None:

@@ -19,6 +19,7 @@ from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeReque
 
 from .conftest import RunningProxy, start_proxy, stop_checked, unique, write_tenants
 from .rawclient import call, connect
+from .test_java_client import run_java
 from .test_tenant_isolation import consume, create, produce
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,7 @@ TOKEN_SECONDS = 600
 CLAIMS: dict[str, dict[str, object]] = {
     "payments-app": {"sub": "payments-app", "aud": ["kafka"], "tenant": "acme"},
     "billing-app": {"sub": "billing-app", "aud": ["billing"], "tenant": "acme"},  # a token for another service
+    "scope=java-payments": {"sub": "payments-java", "aud": ["kafka"], "tenant": "acme"},
     "ghost-app": {"sub": "ghost-app", "aud": ["kafka"], "tenant": "initech"},  # no such tenant
     "alice": {"sub": "alice", "aud": ["kafka"], "tenant": "globex"},  # acme's configured user, claimed for globex
 }
@@ -70,6 +72,16 @@ def test_librdkafka_logs_in_with_a_token_from_the_provider(oauth_proxy, provider
     on_broker = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
     assert [t for t in on_broker if t.endswith(topic)] == [f"acme.{topic}"]  # the claim's tenant
     assert "as payments-app of tenant acme (OAUTHBEARER)" in oauth_proxy.log_text()
+
+
+def test_the_java_client_logs_in_with_its_own_oidc_login(oauth_proxy, provider):
+    """Kafka's Java client fetches its token itself (OAuthBearerLoginCallbackHandler, KIP-768)."""
+    endpoint = provider.token_endpoint(ISSUER)
+    out = run_java("produce-consume", oauth_proxy.bootstrap, unique("oauth-java"),
+                   oauth=f"{endpoint}|payments-java|java-payments",
+                   jvm=(f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={endpoint}",))
+    assert "OK consumed 500" in out and "OK committed 500" in out
+    assert "as payments-java of tenant acme (OAUTHBEARER)" in oauth_proxy.log_text()
 
 
 def bearer_login(proxy: RunningProxy, token: str) -> tuple[int, int]:

@@ -26,6 +26,18 @@ public class ClientScenarios {
             p.put("sasl.mechanism", parts[0]);
             p.put("sasl.jaas.config", module + " required username=\"" + parts[1] + "\" password=\"" + parts[2] + "\";");
         }
+        // TENANTRY_OAUTH="token endpoint URL|client id|scope": OAUTHBEARER with tokens from that endpoint (KIP-768).
+        String oauth = System.getenv("TENANTRY_OAUTH");
+        if (oauth != null && !oauth.isEmpty()) {
+            String[] parts = oauth.split("\\|", 3);
+            p.put("security.protocol", "SASL_PLAINTEXT");
+            p.put("sasl.mechanism", "OAUTHBEARER");
+            p.put("sasl.oauthbearer.token.endpoint.url", parts[0]);
+            p.put("sasl.login.callback.handler.class",
+                  "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler");
+            p.put("sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
+                  + " clientId=\"" + parts[1] + "\" clientSecret=\"unused\" scope=\"" + parts[2] + "\";");
+        }
         // TENANTRY_TRUSTSTORE=a PEM CA file: TLS to the proxy, whose certificate that CA signed.
         String ca = System.getenv("TENANTRY_TRUSTSTORE");
         if (ca != null && !ca.isEmpty()) {
