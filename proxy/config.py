@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import ssl
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
@@ -185,10 +186,14 @@ def _validate_listener(config: ProxyConfig) -> Iterator[str]:
                f"{', '.join(LISTENER_PROTOCOLS)}")
     protocol = config.listener_security_protocol
     if protocol in ("SASL_SSL", "SSL"):
+        missing = False
         for name in ("ssl_certfile", "ssl_keyfile", *(("ssl_cafile",) if protocol == "SSL" else ())):
             value = getattr(config, name)
             if not value or not Path(value).is_file():
+                missing = True
                 yield f"{name}: {protocol} needs a readable PEM file, got {value!r}"
+        if not missing:
+            yield from _listener_files_load(config)
     if config.sni_broker_host_pattern:
         if protocol not in ("SASL_SSL", "SSL"):
             yield (f"sni_broker_host_pattern: needs a TLS listener (SASL_SSL or SSL), whose handshake carries the "
@@ -210,6 +215,19 @@ def _validate_listener(config: ProxyConfig) -> Iterator[str]:
                      "sasl_oauthbearer_expected_audience"):
             if not getattr(config, name):
                 yield f"{name}: required with OAUTHBEARER in sasl_enabled_mechanisms"
+
+
+def _listener_files_load(config: ProxyConfig) -> Iterator[str]:
+    """The listener's certificate, key (and CA) must load, not only exist: named here, not a traceback at start."""
+    from tenantry.proxy.tls import TlsFileError, server_context
+
+    try:
+        server_context(config)
+    except TlsFileError as exc:
+        yield str(exc)
+    except (OSError, ssl.SSLError) as exc:
+        yield (f"ssl_certfile/ssl_keyfile{'/ssl_cafile' if config.listener_security_protocol == 'SSL' else ''}: "
+               f"cannot load them ({getattr(exc, 'reason', None) or exc})")
 
 
 def _validate_upstream(config: ProxyConfig) -> Iterator[str]:

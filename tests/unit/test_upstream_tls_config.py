@@ -154,3 +154,17 @@ def test_an_ssl_listener_needs_its_ca_and_parseable_rules(pki, tmp_path):
     assert config.tenants_enabled
     with pytest.raises(ConfigError, match=r"^probe_tenants: .* need a SASL listener"):
         load_config(None, {**listener, "ssl_cafile": str(authority.cert_file), "probe_tenants": "acme"}, {})
+
+
+def test_a_listener_certificate_that_does_not_load_is_named(pki, tmp_path):
+    authority, _ = pki
+    server = authority.issue("listener2", "proxy", hosts=("127.0.0.1",))
+    other = authority.issue("listener3", "proxy", hosts=("127.0.0.1",))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    listener = {**BASE, "listener_security_protocol": "SASL_SSL", "sasl_salt_secret": "s"}
+    with pytest.raises(ConfigError, match=r"^ssl_certfile/ssl_keyfile: cannot load them"):
+        load_config(None, {**listener, "ssl_certfile": str(garbage), "ssl_keyfile": str(server.key)}, {})
+    with pytest.raises(ConfigError, match=r"^ssl_certfile/ssl_keyfile: cannot load them"):  # a key of another cert
+        load_config(None, {**listener, "ssl_certfile": str(server.cert), "ssl_keyfile": str(other.key)}, {})
+    assert load_config(None, {**listener, "ssl_certfile": str(server.cert), "ssl_keyfile": str(server.key)}, {})
