@@ -133,6 +133,9 @@ class FakeServer:
         self.broker_versions = None
         self.broker_open = asyncio.Event()  # the test says when the broker connection is up
         self.upstreams: list[FakeUpstream] = []
+        self.token_checks = None  # no OAUTHBEARER
+        self.broker_names = None  # a port per broker, no SNI routing
+        self.principal_rules = ()  # no SSL listener
 
     def memory_for(self, tenant_id: str) -> TenantBudget:
         return TenantBudget(self.memory, 1 << 19)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,9 +20,35 @@ from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeReque
 from tenantry.protocol.primitives import INT32
 from tests.unit.pipeline.test_stages import produce
 
+# Worker-thread jobs of the connection (SASL steps and the like): [out now, handed out in all].
+_thread_jobs = [0, 0]
+
+
+@pytest.fixture(autouse=True)
+def count_thread_jobs() -> Iterator[None]:
+    """Count the connection's worker-thread jobs, so settle() waits for them and not for a fixed time: a
+    PLAIN login's scrypt takes 50 ms on a quiet machine and several times that on a busy one."""
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    original = loop.run_in_executor
+
+    def counted(executor, fn, *args):  # type: ignore[no-untyped-def]
+        _thread_jobs[0] += 1
+        _thread_jobs[1] += 1
+        future = original(executor, fn, *args)
+        future.add_done_callback(lambda _: _thread_jobs.__setitem__(0, _thread_jobs[0] - 1))
+        return future
+    loop.run_in_executor = counted  # type: ignore[method-assign]
+    yield
+    del loop.run_in_executor
+
 
 async def settle() -> None:
-    for _ in range(20):  # let suspended stages (threads, futures) finish
+    """Let the stages run: until no worker-thread job is out (up to 30 s), then a few loop turns more."""
+    for turn in range(3000):
+        await asyncio.sleep(0.01)
+        if turn >= 5 and _thread_jobs[0] == 0:
+            break
+    for _ in range(5):
         await asyncio.sleep(0.01)
 
 
