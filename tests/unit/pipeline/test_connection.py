@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,10 +25,10 @@ _thread_jobs = [0, 0]
 
 
 @pytest.fixture(autouse=True)
-def count_thread_jobs() -> Iterator[None]:
+async def count_thread_jobs() -> AsyncIterator[None]:
     """Count the connection's worker-thread jobs, so settle() waits for them and not for a fixed time: a
     PLAIN login's scrypt takes 50 ms on a quiet machine and several times that on a busy one."""
-    loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop = asyncio.get_running_loop()  # the tests' own loop (the fixture runs in it)
     original = loop.run_in_executor
 
     def counted(executor, fn, *args):  # type: ignore[no-untyped-def]
