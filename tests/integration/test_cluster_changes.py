@@ -165,6 +165,7 @@ class RdConsumer(threading.Thread):
         self.consumer = Consumer({**settings, "group.id": unique(f"g-{protocol}"), "auto.offset.reset": "earliest",
                                   **extra})
         self.consumer.subscribe([topic])
+        self.protocol = protocol
         self.values, self.errors = set[str](), list[str]()
         self.stopping = threading.Event()
         self.brokers: set[int] = set()  # the broker ports it knows at the end
@@ -289,7 +290,12 @@ def test_a_rolling_restart_loses_no_acknowledged_message(cluster, cluster_proxy,
 
             def java_consumed() -> set[str]:
                 return {str(e["value"]) for e in events(tmp_path / "consumer.out") if e.get("name") == "record_data"}
-            wait_for(lambda: all(producer.acked <= c.values for c in consumers), 120, "librdkafka caught up")
+            try:
+                wait_for(lambda: all(producer.acked <= c.values for c in consumers), 120, "librdkafka caught up")
+            except AssertionError:  # say which acknowledged values each consumer lacks, to tell a stuck member
+                missing = {c.protocol: sorted(producer.acked - c.values, key=int) for c in consumers}  # from loss
+                raise AssertionError(f"acknowledged but not consumed, by group protocol: "
+                                     f"{ {p: (len(v), v[:20]) for p, v in missing.items()} }") from None
             wait_for(lambda: java_acked <= java_consumed(), 120, "the Java consumer caught up")
     finally:
         producer.stopping.set()
