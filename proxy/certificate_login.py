@@ -11,7 +11,6 @@ disconnect as well), and the log says which subject was refused.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -31,8 +30,7 @@ LOGGING_IN = "logging in with a certificate"
 def subject_of(transport: asyncio.BaseTransport) -> str | None:
     """The peer certificate's subject in RFC 2253 form (most specific first, as Java prints it)."""
     ssl_object = transport.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if isinstance(ssl_object, (ssl.SSLObject, ssl.SSLSocket)) \
-        else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None
     return x509.load_der_x509_certificate(der).subject.rfc4514_string()

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import logging
 import os
-import ssl
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
@@ -225,9 +224,6 @@ def _listener_files_load(config: ProxyConfig) -> Iterator[str]:
         server_context(config)
     except TlsFileError as exc:
         yield str(exc)
-    except (OSError, ssl.SSLError) as exc:
-        yield (f"ssl_certfile/ssl_keyfile{'/ssl_cafile' if config.listener_security_protocol == 'SSL' else ''}: "
-               f"cannot load them ({getattr(exc, 'reason', None) or exc})")
 
 
 def _validate_upstream(config: ProxyConfig) -> Iterator[str]:

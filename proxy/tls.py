@@ -34,13 +34,23 @@ def server_context(config: ProxyConfig) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password=lambda: _no_prompt("ssl_keyfile"))
-    if config.listener_security_protocol == "SSL":
-        context.load_verify_locations(config.ssl_cafile)
-        context.verify_mode = ssl.CERT_REQUIRED
+    _load_listener_files(context, config)
     if config.sni_broker_host_pattern:
         BrokerNames(config.sni_broker_host_pattern).install(context)
     return context
+
+
+def _load_listener_files(context: ssl.SSLContext, config: ProxyConfig) -> None:
+    """The listener's certificate and key (and, for SSL, the CA of client certificates); TlsFileError naming them."""
+    client_ca = config.listener_security_protocol == "SSL"
+    try:
+        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password=lambda: _no_prompt("ssl_keyfile"))
+        if client_ca:
+            context.load_verify_locations(config.ssl_cafile)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFileError(f"ssl_certfile/ssl_keyfile{'/ssl_cafile' if client_ca else ''}: cannot load them "
+                           f"({_reason(exc)})") from None
 
 
 def reload_certificate(context: ssl.SSLContext | None, config: ProxyConfig) -> None:
@@ -48,8 +58,8 @@ def reload_certificate(context: ssl.SSLContext | None, config: ProxyConfig) -> N
     if context is None:
         return
     try:
-        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password=lambda: _no_prompt("ssl_keyfile"))
-    except (OSError, ssl.SSLError, TlsFileError) as exc:
+        _load_listener_files(context, config)
+    except TlsFileError as exc:
         log.error("TLS certificate reload refused, keeping the current one: %s", exc)
         return
     log.info("reloaded TLS certificate %s", config.ssl_certfile)
