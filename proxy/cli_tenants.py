@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tenantry.tenants import admin
 from tenantry.tenants.credentials import MECHANISMS
-from tenantry.tenants.registry import Registry, RegistryError
+from tenantry.tenants.registry import AUTHORIZATION_MODES, Registry, RegistryError
 from tenantry.tenants.store import StoreError, edit_config, load_registry
 
 
@@ -43,6 +43,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     with_config(tsub.add_parser("list", help="list tenants, prefixes and users"))
     remove = with_config(tsub.add_parser("remove", help="remove a tenant and its users"))
     remove.add_argument("name", metavar="TENANT", help="the tenant's id")
+    tset = with_config(tsub.add_parser("set", help="set how a tenant's requests are authorized (a running proxy "
+                                                   "applies it live)"))
+    tset.add_argument("name", metavar="TENANT", help="the tenant's id")
+    tset.add_argument("--authorization", choices=AUTHORIZATION_MODES,
+                      help="open: every user may do everything in the tenant (the default); acls: admin users "
+                           "may, the others what the tenant's ACLs allow (managed with kafka-acls through the "
+                           "proxy)")
+    tset.add_argument("--admin-users", metavar="U1,U2", type=lambda v: [u for u in v.split(",") if u],
+                      help="users who may manage the tenant's ACLs and are never checked against them "
+                           "(an empty value removes them all)")
 
     user = sub.add_parser("user", help="add, remove or re-password a tenant's users")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
@@ -100,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "tenant" and args.tenant_command == "list":
             for tenant in load_registry(path).tenants.values():
                 users = ", ".join(f"{u.name} ({'/'.join(u.credentials)})" for u in tenant.users.values())
-                print(f"{tenant.id}\tprefix {tenant.prefix}\tusers: {users or '-'}")
+                access = (f"\tauthorization acls, admins: {', '.join(sorted(tenant.admin_users)) or '-'}, "
+                          f"{len(tenant.acls.bindings)} ACLs" if tenant.authorization == "acls" else "")
+                print(f"{tenant.id}\tprefix {tenant.prefix}\tusers: {users or '-'}{access}")
             return 0
         if args.command == "quota" and args.quota_command == "show":
             print(_show_quotas(load_registry(path), args.tenant))
@@ -152,6 +164,11 @@ def _apply(args: argparse.Namespace, data: dict[str, object], password: str) -> 
             admin.add_tenant(data, args.name, args.prefix, args.allow_auto_create_topics)
             auto = " (clients may create topics by using them)" if args.allow_auto_create_topics else ""
             return f"added tenant {args.name}{auto}"
+        if args.tenant_command == "set":
+            if args.authorization is None and args.admin_users is None:
+                raise RegistryError("give --authorization or --admin-users")
+            return f"tenant {args.name}: " + admin.set_authorization(data, args.name, args.authorization,
+                                                                     args.admin_users)
         admin.remove_tenant(data, args.name)
         return f"removed tenant {args.name} (a running proxy closes its connections on reload)"
     if args.user_command == "add" and args.certificate:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.schema import Versions
+from tenantry.proxy.acl_store import change_acls
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.metrics import api_name
 from tenantry.proxy.rewrite.policy import tenant_table
@@ -17,6 +18,7 @@ from tenantry.proxy.stages.login import SASL_VERSIONS
 from tenantry.proxy.stats import TenantStats
 from tenantry.proxy.throttler import Throttler
 from tenantry.proxy.upstream import UpstreamConnection
+from tenantry.tenants.acls import Acls
 from tenantry.tenants.quotas import PRODUCE, Meters
 from tenantry.tenants.registry import Registry, Tenant
 
@@ -120,6 +122,9 @@ class ConnectionContext:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def change_acls(self, tenant_id: str, change: Callable[[Acls], tuple[Acls, T]]) -> tuple[T, int, int]:
+        return await change_acls(self._server, tenant_id, change)
 
     def start_quotas(self, meters: Meters, user: str, stats: TenantStats) -> None:
         self.throttler = Throttler(meters, user, self._conn.gate, self.quotas.max_delay, stats)

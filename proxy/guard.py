@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tenantry.protocol import decode, encode
 from tenantry.protocol.errors import ErrorCode
 from tenantry.protocol.messages import RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
@@ -27,6 +26,7 @@ from tenantry.protocol.messages.list_groups_request import ListGroupsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message
+from tenantry.proxy.authorization.shapes import merge_items
 from tenantry.tenants.limits import (
     Limits,
     NewTopic,
@@ -273,10 +273,7 @@ def _response(api_key: int, results: list[Any], throttle: float) -> Message:
 def merge_refused(api_key: int, version: int, body: list[Chunk], body_offset: int,
                   refused: Sequence[Any]) -> list[Chunk]:
     """The broker's (already rewritten) response with the refused items' results added."""
-    data = b"".join(bytes(c) for c in body)
-    message = decode(RESPONSES[api_key], memoryview(data)[body_offset:], version)
-    getattr(message, RESULTS[api_key]).extend(refused)
-    return [data[:body_offset], encode(message, version)]
+    return merge_items(api_key, version, body, body_offset, RESULTS[api_key], refused)
 
 
 def group_refusal(api_key: int, version: int, request: Any, message: str) -> Message:

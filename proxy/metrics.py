@@ -128,6 +128,8 @@ class ProxyCollector(Collector):
                  labels=["tenant"])
         auth = c("tenantry_authentications", "Finished SASL logins; failures are counted under the tenant "
                  "of the claimed user if it exists, else tenant=\"\".", labels=["tenant", "mechanism", "result"])
+        denied = c("tenantry_authorization_failures", "Requests (or items of them) the tenant's ACLs refused.",
+                   labels=["tenant", "api", "resource_type"])
         for tenant_id, t in stats.tenants.items():
             bytes_in.add_metric([tenant_id], t.bytes_in)
             bytes_out.add_metric([tenant_id], t.bytes_out)
@@ -148,8 +150,10 @@ class ProxyCollector(Collector):
                 refused.add_metric([tenant_id, limit], t.connections_refused.get(limit, 0))
             for (mechanism, result), n in t.authentications.items():
                 auth.add_metric([tenant_id, mechanism, result], n)
+            for (api, resource_type), n in t.authorization_failures.items():
+                denied.add_metric([tenant_id, api, resource_type], n)
         yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
-                    refused, aged, auth)
+                    refused, aged, auth, denied)
         if stats.label_limit:
             yield from self._labelled(stats)
         yield self._api_latency(stats)

@@ -27,7 +27,9 @@ from tenantry.protocol.messages import REQUESTS
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Outcome
 from tenantry.proxy.stages import (
+    acl_admin,
     admission,
+    authorization,
     broker,
     fetch_sessions,
     forward,
@@ -57,7 +59,9 @@ TENANT_STAGES: tuple[Stage, ...] = (
     metering.count_payload,
     fetch_sessions.owned,  # a Fetch names only fetch sessions its tenant opened
     local_answers.controllers,
+    acl_admin.answer,  # the tenant's own ACLs: CreateAcls, DescribeAcls, DeleteAcls
     broker.ready,  # the first request for a broker opens the proxy's connection to it
+    authorization.authorize,  # the tenant's ACLs, before any limit counts what they refuse
     topic_creation.metadata,  # Metadata before v4 creates no topic the tenant may not create
     guard_rails.check,
     quotas.charge,

@@ -23,6 +23,7 @@ from tenantry.proxy.rewrite.rewriter import Addresses, Rewriter
 from tenantry.proxy.stats import TenantStats
 from tenantry.proxy.throttler import Throttler
 from tenantry.proxy.traffic import TrafficMeter
+from tenantry.tenants.acls import Acls
 from tenantry.tenants.quotas import Meters
 from tenantry.tenants.registry import Registry, Tenant
 
@@ -90,3 +91,6 @@ class StageContext(Protocol):
     def start_quotas(self, meters: Meters, user: str, stats: TenantStats) -> None: ...
 
     def logged_in(self) -> None: ...
+
+    async def change_acls(self, tenant_id: str, change: Callable[[Acls], tuple[Acls, T]]) -> tuple[T, int, int]:
+        """Change a tenant's ACLs where they are kept; (`change`'s result, bindings before, after)."""

@@ -106,6 +106,7 @@ class TenantStats:
         self.connections_refused: defaultdict[str, int] = defaultdict(int)  # by limit
         self.connections_aged_out = 0
         self.authentications: defaultdict[tuple[str, str], int] = defaultdict(int)  # (mechanism, result)
+        self.authorization_failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # (api, resource type)
         self.client_ids = CappedLabels(label_limit) if label_limit else None
         self.topics = CappedLabels(label_limit) if label_limit else None
 

@@ -114,3 +114,27 @@ def set_quotas(data: dict[str, Any], tenant_id: str, values: dict[str, float | N
         else:
             quotas[key] = int(value) if float(value).is_integer() else value
     return quotas
+
+
+def set_authorization(data: dict[str, Any], tenant_id: str, mode: str | None, admin_users: list[str] | None) -> str:
+    """Set how a tenant's requests are authorized ("open" or "acls") and who administers its ACLs; returns a
+    summary of both as now set."""
+    tenant = _find_tenant(data, tenant_id)
+    if mode is not None:
+        tenant["authorization"] = mode
+    if admin_users is not None:
+        if admin_users:
+            tenant["admin_users"] = sorted(set(admin_users))
+        else:
+            tenant.pop("admin_users", None)
+    admins = ", ".join(tenant.get("admin_users", [])) or "none"
+    return f"authorization {tenant.get('authorization', 'open')}, admin users: {admins}"
+
+
+def replace_acls(data: dict[str, Any], tenant_id: str, acls: list[dict[str, str]]) -> None:
+    """Store a tenant's ACL bindings (the proxy's CreateAcls and DeleteAcls write them here)."""
+    tenant = _find_tenant(data, tenant_id)
+    if acls:
+        tenant["acls"] = acls
+    else:
+        tenant.pop("acls", None)

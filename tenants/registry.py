@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tenantry.tenants.acls import AclError, Acls
 from tenantry.tenants.credentials import (
     DEFAULT_SALT_BYTES,
     MECHANISMS,
@@ -27,7 +28,11 @@ _USER = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 #: The end-to-end probe's hidden users are `tenantry:probe:<tenant>`: no configured user name may hold a ':',
 #: so no tenant's user can pass for one.
 PROBE_USER_PREFIX = "tenantry:probe:"
-TENANT_KEYS = ("id", "prefix", "users", "allow_auto_create_topics", "quotas", "limits")
+TENANT_KEYS = ("id", "prefix", "users", "allow_auto_create_topics", "quotas", "limits", "authorization",
+               "admin_users", "acls")
+#: "open": every user of a tenant may do everything in it; "acls": its admin users may, the others only
+#: what the tenant's ACLs allow (see :mod:`tenantry.tenants.acls`).
+AUTHORIZATION_MODES = ("open", "acls")
 USER_KEYS = ("name", "credentials")
 
 
@@ -50,10 +55,17 @@ class Tenant:
     quotas: QuotaSpec = field(default_factory=QuotaSpec)
     user_quotas: dict[str, QuotaSpec] = field(default_factory=dict)  # overrides inside the tenant
     limits: Limits = field(default_factory=Limits)
+    authorization: str = "open"
+    admin_users: frozenset[str] = frozenset()
+    acls: Acls = field(default_factory=Acls)
 
     @property
     def namespace(self) -> Namespace:
         return Namespace(self.prefix)
+
+    def checks_acls_of(self, user: str) -> bool:
+        """Whether `user`'s requests are checked against the tenant's ACLs (its admins are super users)."""
+        return self.authorization == "acls" and user not in self.admin_users
 
 
 def is_probe_user(name: str) -> bool:
@@ -178,7 +190,23 @@ def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant
     for name in user_quotas:
         if name not in users:
             raise RegistryError(f"tenant {tenant_id} quotas: user {name} is not a user of this tenant")
-    return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits)
+    authorization, admins, acls = _authorization_from_dict(tenant_id, entry)
+    return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits, authorization, admins, acls)
+
+
+def _authorization_from_dict(tenant_id: str, entry: dict[str, Any]) -> tuple[str, frozenset[str], Acls]:
+    mode = entry.get("authorization", "open")
+    if mode not in AUTHORIZATION_MODES:
+        raise RegistryError(f"tenant {tenant_id}: authorization must be one of {', '.join(AUTHORIZATION_MODES)}, "
+                            f"not {mode!r}")
+    admins = entry.get("admin_users", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) and _USER.fullmatch(a) for a in admins):
+        raise RegistryError(f"tenant {tenant_id}: admin_users is a list of user names")
+    try:
+        acls = Acls.from_config(entry.get("acls", []))
+    except AclError as exc:
+        raise RegistryError(f"tenant {tenant_id} acls: {exc}") from None
+    return mode, frozenset(admins), acls
 
 
 def _no_unknown_keys(where: str, entry: dict[str, Any], known: tuple[str, ...]) -> None:
@@ -218,6 +246,12 @@ def _tenant_to_dict(tenant: Tenant) -> dict[str, Any]:
         out["quotas"] = quotas
     if tenant.limits.to_dict():
         out["limits"] = tenant.limits.to_dict()
+    if tenant.authorization != "open":
+        out["authorization"] = tenant.authorization
+    if tenant.admin_users:
+        out["admin_users"] = sorted(tenant.admin_users)
+    if tenant.acls.bindings:
+        out["acls"] = tenant.acls.to_config()
     out["users"] = [{"name": u.name, "credentials": {m: c.to_dict() for m, c in u.credentials.items()}}
                     for u in tenant.users.values()]
     return out

@@ -3,7 +3,7 @@
 An API is listed only when every field of it that names a topic, group, transactional id or topic id
 is rewritten and every listing it returns is filtered. Anything else is absent from ApiVersions and
 closes the connection if sent. Share groups (KIP-932) and streams groups (KIP-1071) are not yet
-offered; ACL, quota changes, SCRAM, log-dir, reassignment and every broker-to-broker API never will be.
+offered; quota changes, SCRAM, log-dir, reassignment and every broker-to-broker API never will be.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ TENANT_API_MAX: dict[int, int | None] = {
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: None,
     ApiKey.DESCRIBE_CLIENT_QUOTAS: None,
     ApiKey.LIST_CONFIG_RESOURCES: None,
+    ApiKey.DESCRIBE_ACLS: None,
+    ApiKey.CREATE_ACLS: None,
+    ApiKey.DELETE_ACLS: None,
 }
 
 #: Offered to tenants but answered by the proxy itself (:mod:`tenantry.proxy.stages.tenant_views`):
 #: the broker's answer would be the whole cluster's. The rewriter refuses to forward them.
-ANSWERED_BY_PROXY = frozenset({ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.LIST_CONFIG_RESOURCES})
+ANSWERED_BY_PROXY = frozenset({ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.LIST_CONFIG_RESOURCES, ApiKey.DESCRIBE_ACLS,
+                               ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS})
 
 
 #: API -> lowest version offered to tenants, where it is above what the proxy and broker support.

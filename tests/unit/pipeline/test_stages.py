@@ -77,7 +77,8 @@ def test_api_versions_is_answered_with_the_tenant_table():
     answer = local_answers.api_versions(exchange(ApiVersionsRequest(), 3), ctx)
     assert isinstance(answer, Answer) and answer.version is None
     offered = {k.api_key for k in answer.response.api_keys}
-    assert 0 in offered and 17 in offered and 32 in offered and 29 not in offered  # DescribeAcls is not offered
+    assert 0 in offered and 17 in offered and 32 in offered and 29 in offered  # DescribeAcls: the tenant's own
+    assert 51 not in offered and 57 not in offered  # AlterUserScramCredentials, UpdateFeatures: never
 
 
 def test_a_client_newer_than_the_proxy_gets_a_v0_answer_with_unsupported_version():
@@ -106,9 +107,9 @@ def test_without_tenants_sasl_is_refused_as_a_plaintext_listener_does():
 
 def test_an_api_not_offered_to_tenants_closes_the_connection():
     ctx = FakeContext(registry())
-    from tenantry.protocol.messages.describe_acls_request import DescribeAclsRequest
+    from tenantry.protocol.messages.alter_user_scram_credentials_request import AlterUserScramCredentialsRequest
 
-    outcome = admission.offered(exchange(DescribeAclsRequest(), 3), ctx)
+    outcome = admission.offered(exchange(AlterUserScramCredentialsRequest(), 0), ctx)
     assert isinstance(outcome, Close) and "not offered" in outcome.reason
 
 

@@ -78,9 +78,9 @@ async def test_broker_and_client_metrics_resources_list_nothing():
 
 
 async def test_an_api_a_tenant_is_not_offered_closes_naming_the_tenant_and_the_api():
-    from tenantry.protocol.messages.describe_acls_request import DescribeAclsRequest
+    from tenantry.protocol.messages.alter_user_scram_credentials_request import AlterUserScramCredentialsRequest
 
     ctx = FakeContext(acme())
     await log_in(ctx)
-    closed = admission.offered(exchange(DescribeAclsRequest(), 3), ctx)
-    assert closed is not None and "to tenant acme" in closed.reason and "29" in closed.reason
+    closed = admission.offered(exchange(AlterUserScramCredentialsRequest(), 0), ctx)
+    assert closed is not None and "to tenant acme" in closed.reason and "51" in closed.reason
