@@ -152,3 +152,40 @@ def test_help_and_docs_name_the_new_command(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "config" in out
     assert "tenantry config check" in Path("README.md").read_text()
+
+
+def test_tenant_set_turns_acls_on_names_admins_and_is_refused_when_wrong(tmp_path, capsys):
+    from tenantry.tenants.store import load_registry
+
+    config = tmp_path / "tenantry.toml"
+    assert run(capsys, "tenant", "add", "acme", "--config", str(config))[0] == 0
+    code, out, _ = run(capsys, "tenant", "set", "acme", "--authorization", "acls", "--admin-users", "alice,ops",
+                       "--config", str(config))
+    assert code == 0 and "authorization acls, admin users: alice, ops" in out
+    tenant = load_registry(config).tenants["acme"]
+    assert tenant.authorization == "acls" and tenant.admin_users == {"alice", "ops"}
+    assert tenant.checks_acls_of("bob") and not tenant.checks_acls_of("alice")
+    assert "authorization acls, admins: alice, ops, 0 ACLs" in run(capsys, "tenant", "list", "--config",
+                                                                 str(config))[1]
+    code, _, err = run(capsys, "tenant", "set", "acme", "--config", str(config))
+    assert code == 1 and "--authorization or --admin-users" in err
+    code, _, err = run(capsys, "tenant", "set", "acme", "--admin-users", "bad name", "--config", str(config))
+    assert code == 1 and "admin_users" in err
+    code, _, err = run(capsys, "tenant", "set", "acme", "--authorization", "closed", "--config", str(config))
+    assert code == 2 and "invalid choice" in err
+    assert run(capsys, "tenant", "set", "acme", "--admin-users", "", "--config", str(config))[0] == 0
+    assert load_registry(config).tenants["acme"].admin_users == frozenset()
+
+
+def test_acls_in_the_file_are_validated_with_the_tenant_named(tmp_path):
+    from tenantry.tenants.registry import Registry, RegistryError
+
+    entry = {"id": "acme", "authorization": "acls", "acls": [
+        {"resource_type": "TOPIC", "name": "orders", "principal": "User:bob", "operation": "READ"}]}
+    tenant = Registry.from_config({"tenants": [entry]}).tenants["acme"]
+    assert len(tenant.acls.bindings) == 1 and tenant.acls.bindings[0].permission.name == "ALLOW"
+    assert Registry(dict(acme=tenant)).to_config()[0]["acls"][0]["host"] == "*"
+    with pytest.raises(RegistryError, match="tenant acme acls: .*does not apply"):
+        Registry.from_config({"tenants": [{**entry, "acls": [{**entry["acls"][0], "operation": "CLUSTER_ACTION"}]}]})
+    with pytest.raises(RegistryError, match="authorization must be one of open, acls"):
+        Registry.from_config({"tenants": [{**entry, "authorization": "closed"}]})

@@ -147,6 +147,13 @@ class FakeContext:
     def start_quotas(self, meters: Meters, user: str, stats: TenantStats) -> None:
         self.throttler = Throttler(meters, user, _Gate(), self.quotas.max_delay, stats)  # type: ignore[arg-type]
 
+    async def change_acls(self, tenant_id: str, change: Callable[[Any], tuple[Any, T]]) -> tuple[T, int, int]:
+        """As the server does, but kept in the registry alone (no config file)."""
+        tenant = self._registry.tenants[tenant_id]
+        before = len(tenant.acls.bindings)
+        tenant.acls, result = change(tenant.acls)
+        return result, before, len(tenant.acls.bindings)
+
     def logged_in(self) -> None:
         self.logins += 1
         assert self.auth is not None and self.auth.principal is not None
