@@ -185,7 +185,7 @@ def test_acls_in_the_file_are_validated_with_the_tenant_named(tmp_path):
     tenant = Registry.from_config({"tenants": [entry]}).tenants["acme"]
     assert len(tenant.acls.bindings) == 1 and tenant.acls.bindings[0].permission.name == "ALLOW"
     assert Registry(dict(acme=tenant)).to_config()[0]["acls"][0]["host"] == "*"
-    with pytest.raises(RegistryError, match="tenant acme acls: .*does not apply"):
+    with pytest.raises(RegistryError, match=r"tenant acme acls: .*does not apply"):
         Registry.from_config({"tenants": [{**entry, "acls": [{**entry["acls"][0], "operation": "CLUSTER_ACTION"}]}]})
     with pytest.raises(RegistryError, match="authorization must be one of open, acls"):
         Registry.from_config({"tenants": [{**entry, "authorization": "closed"}]})

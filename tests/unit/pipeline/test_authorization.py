@@ -10,6 +10,7 @@ import pytest
 from benchmarks.rawkafka import record_batch
 from tenantry.protocol import decode
 from tenantry.protocol.errors import ErrorCode
+from tenantry.protocol.headers import parse_request_header
 from tenantry.protocol.messages import REQUESTS, RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.create_acls_request import AclCreation, CreateAclsRequest
@@ -35,7 +36,6 @@ from tenantry.proxy.outcomes import Answer, AnswerBytes, Suspend
 from tenantry.proxy.rewrite.policy import TENANT_API_MAX
 from tenantry.proxy.stages import acl_admin, authorization, rewriting
 from tenantry.tenants.acls import Acls
-from tenantry.protocol.headers import parse_request_header
 from tests.unit.pipeline.fakes import FakeContext, outcome_of, registry
 from tests.unit.pipeline.fakes import exchange as unparsed
 from tests.unit.pipeline.test_login_stage import log_in
@@ -91,6 +91,7 @@ async def test_an_allowed_produce_is_decided_on_its_scanned_names_and_not_copied
 
 
 async def test_a_refused_topic_is_taken_out_and_answered_with_topic_authorization_failed(caplog):
+    caplog.set_level("INFO")
     ctx = await checked(acl("TOPIC", "orders", "WRITE"))
     ex = exchange(produce("orders", "secret"), 9)
     assert authorization.authorize(ex, ctx) is None
