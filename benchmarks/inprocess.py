@@ -15,6 +15,7 @@ from tenantry.protocol.headers import encode_response_header, response_header_ve
 from tenantry.protocol.primitives import INT32
 from tenantry.protocol.schema import Message
 from tenantry.proxy.api_versions import PROXY_VERSIONS
+from tenantry.proxy.authorization.check import DenialLog
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
@@ -129,6 +130,7 @@ class FakeServer:
         self.topic_ids = TopicIds()
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
+        self.denials = DenialLog()
         self.api_table = dict(PROXY_VERSIONS)
         self.broker_versions = None
         self.broker_open = asyncio.Event()  # the test says when the broker connection is up

@@ -48,6 +48,7 @@ class ConnectionContext:
         self.guard = server.guard
         self.quotas = server.quotas
         self.fetch_sessions = server.fetch_sessions
+        self.denials = server.denials
         self.auth: ClientAuth | None = None
         self.throttler: Throttler | None = None
         self.rewriter = Rewriter(None, server.topic_ids)

@@ -21,6 +21,7 @@ from tenantry.protocol.messages.metadata_request import MetadataRequest, Metadat
 from tenantry.protocol.schema import Versions
 from tenantry.proxy import monitor
 from tenantry.proxy.admin_http import AdminListener
+from tenantry.proxy.authorization.check import DenialLog
 from tenantry.proxy.broker_identity import TenantIdentities
 from tenantry.proxy.config import ProxyConfig, salt_secret, split_host_port
 from tenantry.proxy.connection import ClientConnection
@@ -80,6 +81,7 @@ class ProxyServer:
         self.quotas = QuotaBook(config)
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
+        self.denials = DenialLog()  # which ACL denials are logged (all are counted)
         self.stats = Stats(config.metrics_label_limit)
         self.draining = False  # SIGTERM: /readyz says no, so load balancers stop sending clients
         self.health = Health(self)

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.schema import Message, Versions
+from tenantry.proxy.authorization.check import DenialLog
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
@@ -49,6 +50,7 @@ class StageContext(Protocol):
     guard: Guard
     quotas: QuotaBook
     fetch_sessions: FetchSessionOwners
+    denials: DenialLog
 
     @property
     def closed(self) -> bool: ...

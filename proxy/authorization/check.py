@@ -28,3 +28,22 @@ class Check:
 
     def any_of_type(self, operation: Operation, resource_type: ResourceType) -> bool:
         return self.acls.authorize_any(self.user, self.host, operation, resource_type)
+
+
+class DenialLog:
+    """Decides which denials are logged: each (user, API, first refused resource) once a minute at most.
+
+    A client refused a topic retries, some of them hundreds of times a second; the log must still say who
+    was refused what without becoming the bottleneck (the metric counts every one)."""
+
+    def __init__(self, interval: float = 60.0, limit: int = 10_000) -> None:
+        self.interval, self.limit = interval, limit
+        self._next: dict[tuple[object, ...], float] = {}
+
+    def due(self, key: tuple[object, ...], now: float) -> bool:
+        if self._next.get(key, 0.0) > now:
+            return False
+        if len(self._next) >= self.limit:
+            self._next.clear()
+        self._next[key] = now + self.interval
+        return True

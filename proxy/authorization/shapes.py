@@ -45,6 +45,9 @@ def blank(cls: Any, **values: Any) -> Any:
     instance = cls()
     for name in _names(cls) & _NONE_VALUES.keys():
         setattr(instance, name, _NONE_VALUES[name])
+    for f in cls.FIELDS:
+        if f.type == "records":  # empty, never null: clients read a null record set as a malformed response
+            setattr(instance, f.name, b"")
     for name, value in values.items():
         setattr(instance, name, value)
     return instance

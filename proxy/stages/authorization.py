@@ -13,7 +13,8 @@ import struct
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tenantry.protocol import ProtocolError, decode, encode
+from tenantry.protocol import ProtocolError, encode
+from tenantry.protocol.codec import decode_from
 from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.scanner import scan
@@ -52,12 +53,21 @@ def authorize(ex: Exchange, ctx: StageContext) -> Outcome | None:
     operation = HOT.get(ex.api_key)
     if operation is not None and _allowed_by_scan(ex, check, name_of, operation):
         return None
-    assert ex.header is not None
-    request = decode(REQUESTS[ex.api_key], ex.body, ex.api_version)
+    request, trailing = _decode(ex)
     unknown = _unknown_ids(request, ex.api_version, name_of)
     if unknown:
-        return Suspend(_look_up_then_check(ex, ctx, request, check, name_of, unknown))
-    return _decide(ex, ctx, request, check, name_of)
+        return Suspend(_look_up_then_check(ex, ctx, (request, trailing), check, name_of, unknown))
+    return _decide(ex, ctx, (request, trailing), check, name_of)
+
+
+def _decode(ex: Exchange) -> tuple[Any, bytes]:
+    """The request, and any bytes after its known fields: librdkafka sends three after an all-topics
+    Metadata v13, and brokers ignore them; they are kept if the request is encoded again."""
+    assert ex.header is not None
+    cls = REQUESTS[ex.api_key]
+    request, end = decode_from(cls, ex.frame, ex.api_version, ex.api_version in cls.FLEXIBLE_VERSIONS,
+                               ex.header.body_offset)
+    return request, bytes(ex.frame[end:])
 
 
 def client_host(peer: str) -> str:
@@ -119,8 +129,8 @@ def _unknown_ids(request: Any, version: int, name_of: NameOf) -> set[uuid.UUID]:
     return unknown
 
 
-async def _look_up_then_check(ex: Exchange, ctx: StageContext, request: Any, check: Check, name_of: NameOf,
-                              ids: set[uuid.UUID]) -> Outcome | None:
+async def _look_up_then_check(ex: Exchange, ctx: StageContext, request: tuple[Any, bytes], check: Check,
+                              name_of: NameOf, ids: set[uuid.UUID]) -> Outcome | None:
     try:
         await ctx.look_up_topic_ids(ids)  # an id still unknown afterwards is not the tenant's: the rewrite swaps it
     except (UpstreamError, ProtocolError) as exc:
@@ -128,7 +138,9 @@ async def _look_up_then_check(ex: Exchange, ctx: StageContext, request: Any, che
     return _decide(ex, ctx, request, check, name_of)
 
 
-def _decide(ex: Exchange, ctx: StageContext, request: Any, check: Check, name_of: NameOf) -> Outcome | None:
+def _decide(ex: Exchange, ctx: StageContext, decoded: tuple[Any, bytes], check: Check,
+            name_of: NameOf) -> Outcome | None:
+    request, trailing = decoded
     verdict = RULES[ex.api_key](request, ex.api_version, check, name_of)
     if check.denied:
         _report(ex, ctx, check)
@@ -140,7 +152,8 @@ def _decide(ex: Exchange, ctx: StageContext, request: Any, check: Check, name_of
         return Answer(verdict.answer)
     if verdict.request is not None:
         assert ex.header is not None
-        ex.frame = memoryview(bytes(ex.frame[:ex.header.body_offset]) + encode(verdict.request, ex.api_version))
+        ex.frame = memoryview(bytes(ex.frame[:ex.header.body_offset]) + encode(verdict.request, ex.api_version)
+                              + trailing)
         ex.scanned = None  # the Produce scan's refs pointed into the old frame
     if verdict.refused or verdict.response_filter is not None:
         ex.on_response(lambda ex, ctx: _finish(ex, verdict))
@@ -164,6 +177,8 @@ def _report(ex: Exchange, ctx: StageContext, check: Check) -> None:
     failures = ctx.meter.tenant.authorization_failures
     for _, resource_type, _ in check.denied:
         failures[(api, resource_type.name)] += 1
+    if not ctx.denials.due((check.user, ex.api_key, check.denied[0]), ctx.clock()):
+        return
     shown = ", ".join(f"{op.name} on {rt.name} {name!r}" for op, rt, name in check.denied[:_LOGGED_DENIALS])
     more = f" and {len(check.denied) - _LOGGED_DENIALS} more" if len(check.denied) > _LOGGED_DENIALS else ""
     ctx.log.info("denied %s to user %s from %s: %s%s", api, check.user, check.host, shown, more,

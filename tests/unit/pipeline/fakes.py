@@ -18,6 +18,7 @@ from tenantry.protocol.headers import encode_request_header
 from tenantry.protocol.messages import RESPONSES
 from tenantry.protocol.schema import Message, Versions
 from tenantry.proxy.api_versions import PROXY_VERSIONS
+from tenantry.proxy.authorization.check import DenialLog
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.exchange import Exchange
@@ -78,6 +79,7 @@ class FakeContext:
         self.guard = Guard(self.clock)
         self.quotas = QuotaBook(self.config, self.clock)
         self.fetch_sessions = FetchSessionOwners()
+        self.denials = DenialLog()
         self.closed = False
         self.topic_ids = TopicIds()
         self.rewriter = Rewriter(None, self.topic_ids)

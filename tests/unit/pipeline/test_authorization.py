@@ -104,6 +104,9 @@ async def test_a_refused_topic_is_taken_out_and_answered_with_topic_authorizatio
         ("orders", 0, 0), ("orders", 1, 0), ("secret", 0, DENIED), ("secret", 1, DENIED)}
     assert ctx.meter.tenant.authorization_failures == {("0", "TOPIC"): 1}  # the tenant's, once logged in
     assert "denied 0 to user alice from 127.0.0.1: WRITE on TOPIC 'secret'" in caplog.text
+    caplog.clear()  # the same denial again, soon: counted, not logged again
+    assert authorization.authorize(exchange(produce("orders", "secret"), 9), ctx) is None
+    assert ctx.meter.tenant.authorization_failures == {("0", "TOPIC"): 2} and "denied" not in caplog.text
 
 
 async def test_a_produce_with_every_topic_refused_is_answered_by_the_proxy_and_acks_0_gets_nothing():
@@ -152,6 +155,7 @@ async def test_a_topic_id_never_seen_is_looked_up_before_the_rule_runs():
     answer = authorization.authorize(exchange(request, 13), ctx)
     assert isinstance(answer, Answer)
     assert [(t.topic_id, t.partitions[0].error_code) for t in answer.response.responses] == [(topic_id, DENIED)]
+    assert answer.response.responses[0].partitions[0].records == b""  # a null record set breaks librdkafka
 
 
 async def test_metadata_lists_only_what_the_user_may_describe():
