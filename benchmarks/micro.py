@@ -20,11 +20,13 @@ from collections.abc import Callable
 
 import uvloop
 
-from benchmarks.inprocess import FakeServer, connect, frame, send
+from benchmarks.inprocess import FakeServer, acme, connect, frame, send
 from benchmarks.rawkafka import record_batch
 from tenantry.protocol import FrameReader, scan
 from tenantry.protocol.codec import encode
 from tenantry.protocol.headers import parse_request_header, response_body_offset
+from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from tenantry.protocol.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
 from tenantry.protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
 from tenantry.protocol.messages.produce_response import (
     PartitionProduceResponse,
@@ -38,6 +40,7 @@ from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.naming import Namespace
 
 VERSION = 9
+FETCH_VERSION = 12
 REPEATS = 7
 
 
@@ -101,16 +104,34 @@ def splice_response() -> float:
     return per_op(lambda: rewriter.response(0, VERSION, data, offset, RequestContext(), addresses), 20_000)
 
 
-async def _round_trips(tenants: bool, n: int) -> float:
-    server = FakeServer(tenants)
+#: alice of acme checked against ACLs that let her write and read "orders" (and consume with any group).
+ACLS = [{"resource_type": t, "name": n, "principal": "User:alice", "operation": op}
+        for t, n, op in (("TOPIC", "orders", "WRITE"), ("TOPIC", "orders", "READ"), ("GROUP", "*", "READ"))]
+
+
+def fetch() -> FetchRequest:
+    """A librdkafka-style Fetch: sessionless, one partition."""
+    return FetchRequest(max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, session_epoch=-1, topics=[FetchTopic(
+        topic="orders", partitions=[FetchPartition(partition=0, fetch_offset=42, partition_max_bytes=1 << 20)])])
+
+
+def fetch_response(topic: str) -> FetchResponse:
+    return FetchResponse(responses=[FetchableTopicResponse(topic=topic, partitions=[
+        PartitionData(partition_index=0, high_watermark=58, records=record_batch(16, 100))])])
+
+
+async def _round_trips(tenants: bool, n: int, acls: bool = False, fetching: bool = False) -> float:
+    server = FakeServer(tenants, acme(authorization="acls", acls=ACLS) if acls else None)
     server.broker_open.set()
     conn, transport = connect(server)
     if tenants:
         send(conn, frame(SaslHandshakeRequest(mechanism="PLAIN"), 1, 1)
              + frame(SaslAuthenticateRequest(auth_bytes=b"\0alice\0secret"), 2, 2))
-    request = frame(produce(), VERSION, 3)
-    response = produce_response("acme.orders" if tenants else "orders")
-    answer = memoryview(b"\x00\x00\x00\x63\x00" + encode(response, VERSION))  # correlation id, tagged fields
+    request = frame(fetch(), FETCH_VERSION, 3) if fetching else frame(produce(), VERSION, 3)
+    topic = "acme.orders" if tenants else "orders"
+    response = fetch_response(topic) if fetching else produce_response(topic)
+    # correlation id, tagged fields
+    answer = memoryview(b"\x00\x00\x00\x63\x00" + encode(response, FETCH_VERSION if fetching else VERSION))
     for _ in range(200):  # logged in, broker connection open
         await asyncio.sleep(0.005)
         if server.upstreams or not tenants:
@@ -131,8 +152,8 @@ async def _round_trips(tenants: bool, n: int) -> float:
     return min(runs)
 
 
-def round_trip(tenants: bool) -> float:
-    return uvloop.run(_round_trips(tenants, 5000))
+def round_trip(tenants: bool, acls: bool = False, fetching: bool = False) -> float:
+    return uvloop.run(_round_trips(tenants, 5000, acls, fetching))
 
 
 def calls_per_round_trip() -> float:
@@ -156,6 +177,9 @@ def main() -> int:
         ("splice: rewrite a Produce response for a tenant", splice_response()),
         ("round trip, transparent: Produce in, forwarded, response out", round_trip(False)),
         ("round trip, tenant: Produce in, through every stage, response out", round_trip(True)),
+        ("round trip, tenant user checked against ACLs: Produce", round_trip(True, acls=True)),
+        ("round trip, tenant: Fetch (1 partition, 16 records)", round_trip(True, fetching=True)),
+        ("round trip, tenant user checked against ACLs: Fetch", round_trip(True, acls=True, fetching=True)),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'operation':{width}}  µs CPU per op (best of {REPEATS})")

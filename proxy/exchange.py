@@ -44,7 +44,9 @@ class Exchange(InFlight):
         self.header: RequestHeader | None = None  # parsed once the API and version are known to be offered
         self.parts: list[Chunk] = []  # the request as it goes to the broker
         self.rewrite: RequestContext | None = None  # what the request's rewriting must remember for its response
-        self.scanned: list[Ref] | None = None  # a Produce's refs, found once by metering (see traffic.PRODUCE_SCAN)
+        # The request's refs of (at least) TENANT_REQUEST, found once by an early stage: metering for a Produce
+        # (traffic.PRODUCE_SCAN), authorization for a Fetch; the rewrite takes them rather than walk it again.
+        self.scanned: list[Ref] | None = None
         # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
         # recorded, so the broker's time answering counts towards the delay, as in Kafka.
         self.throttle_until = 0.0

@@ -25,6 +25,7 @@ from tenantry.proxy.authorization.shapes import edit_response
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Close, Outcome, Suspend
 from tenantry.proxy.rewrite.entities import map_entities
+from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST
 from tenantry.proxy.stages import acts_on
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.acls import Operation
@@ -33,10 +34,13 @@ from tenantry.tenants.registry import Tenant
 if TYPE_CHECKING:
     from tenantry.proxy.stage_context import StageContext
 
-NAMES = frozenset({"topicName", "topicId", "transactionalId"})
+#: What the hot APIs are scanned for: every field the tenant rewrite changes too, so the rewriting stage
+#: takes these refs (ex.scanned) instead of walking the request again.
+NAMES = TENANT_REQUEST
 #: The hot APIs, checked on scanned names first: the operation each needs on its topics.
 HOT: dict[int, Operation] = {ApiKey.PRODUCE: Operation.WRITE, ApiKey.FETCH: Operation.READ}
-_SESSIONLESS = struct.pack(">ii", 0, -1)  # session id 0, epoch -1 (FINAL_EPOCH): a full fetch, no session
+_SESSION = struct.Struct(">ii")
+_SESSIONLESS = (0, -1)  # session id 0, epoch -1 (FINAL_EPOCH): a full fetch, no session
 _LOGGED_DENIALS = 5
 
 
@@ -72,7 +76,8 @@ def _decode(ex: Exchange) -> tuple[Any, bytes]:
 
 def client_host(peer: str) -> str:
     """The address of a "host:port" peer, as ACL host entries name it."""
-    return peer.rsplit(":", 1)[0] if ":" in peer else peer
+    host, colon, _ = peer.rpartition(":")
+    return host if colon else peer
 
 
 def _names(ctx: StageContext, tenant: Tenant) -> NameOf:
@@ -86,9 +91,9 @@ def _allowed_by_scan(ex: Exchange, check: Check, name_of: NameOf, operation: Ope
     """True when every topic (and transactional id) the request names is allowed: the common case, decided
     on the scanner's refs. False sends the request to the full rule (which answers the refusals)."""
     assert ex.header is not None
-    refs = ex.scanned if ex.scanned is not None else scan(REQUESTS[ex.api_key], ex.api_version, ex.frame,
-                                                          ex.header.body_offset, NAMES)
-    for ref in refs:
+    if ex.scanned is None:
+        ex.scanned = scan(REQUESTS[ex.api_key], ex.api_version, ex.frame, ex.header.body_offset, NAMES)
+    for ref in ex.scanned:
         if ref.entity == "topicName":
             allowed = ref.value is None or check.quietly(operation, TOPIC, ref.value)
         elif ref.entity == "topicId":
@@ -110,9 +115,9 @@ def _sessionless(ex: Exchange) -> None:
         return
     assert ex.header is not None
     at = ex.header.body_offset + (17 if version < 15 else 13)  # after replica_id (to v14), max_wait .. isolation
-    if bytes(ex.frame[at:at + 8]) != _SESSIONLESS:
+    if _SESSION.unpack_from(ex.frame, at) != _SESSIONLESS:
         frame = bytearray(ex.frame)
-        frame[at:at + 8] = _SESSIONLESS
+        _SESSION.pack_into(frame, at, *_SESSIONLESS)
         ex.frame = memoryview(frame)
         ex.scanned = None
 

@@ -171,7 +171,7 @@ def test_a_broker_resource_fails_alone_and_the_tenants_own_topic_is_answered(ten
     assert [(c.name, c.value) for c in own.configs] == [("cleanup.policy", "delete")]
 
 
-@pytest.mark.parametrize(("api_key", "name"), [(29, "DescribeAcls"), (30, "CreateAcls"),
+@pytest.mark.parametrize(("api_key", "name"), [(51, "AlterUserScramCredentials"), (45, "AlterPartitionReassignments"),
                                                (49, "AlterClientQuotas"), (38, "CreateDelegationToken"),
                                                (50, "DescribeUserScramCredentials"), (55, "DescribeQuorum"),
                                                (57, "UpdateFeatures"), (71, "GetTelemetrySubscriptions"),
