@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
                         help="run Kroxylicious as a peer in the ceiling and latency scenarios "
                         "(default: yes, but not with --quick)")
+    parser.add_argument("--acls", action="store_true",
+                        help="tenant mode with ACLs on (authorization = \"acls\", the users checked and allowed "
+                             "everything): what the checks cost")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SCENARIOS)
@@ -42,12 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"meta": {"started": datetime.now().isoformat(timespec="seconds"),
                                         "kafka_version": args.kafka_version, "quick": args.quick,
-                                        "cpus": os.cpu_count(), "scenarios": chosen}}
+                                        "cpus": os.cpu_count(), "scenarios": chosen,
+                                        "acls": args.acls}}
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp, \
             KafkaBroker(Path(tmp) / "kafka", version=args.kafka_version,
                         extra_properties={"num.partitions": "3"}) as broker:
         peers = not args.quick if args.peers is None else args.peers
-        bench = Bench(broker, args.kafka_version, Path(tmp), args.quick, peers)
+        bench = Bench(broker, args.kafka_version, Path(tmp), args.quick, peers, args.acls)
         if "ceiling" in chosen or "latency" in chosen:
             results["ceiling"] = ceiling.run(bench)
             c = results["ceiling"]

@@ -58,6 +58,7 @@ class Bench:
     workdir: Path
     quick: bool
     peers: bool = False  # also run Kroxylicious where a scenario has a peer column
+    acls: bool = False  # tenant mode with ACLs on: the load tools' users are checked (and allowed everything)
 
     def progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -85,7 +86,7 @@ class Bench:
 
 
 def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, float] | None = None,
-                   mechanism: str = "SCRAM-SHA-256", auto_create: bool = False) -> dict[str, Any]:
+                   mechanism: str = "SCRAM-SHA-256", auto_create: bool = False, acls: bool = False) -> dict[str, Any]:
     """`count` tenants t0000.. with users t0000-u0.., all with BENCH_PASSWORD (one credential, reused:
     deriving a SCRAM key per user would take minutes for thousands of them)."""
     data: dict[str, Any] = {}
@@ -101,5 +102,10 @@ def tenants_config(count: int, users_per_tenant: int = 1, quotas: dict[str, floa
             tenant["quotas"] = dict(quotas)
         if auto_create:  # Kafka's load tools create their topics by producing to them
             tenant["allow_auto_create_topics"] = True
+        if acls:  # every request of its users checked, and allowed: what the checks cost, not what they refuse
+            tenant["authorization"] = "acls"
+            tenant["acls"] = [{"resource_type": kind, "name": name, "principal": "User:*", "operation": "ALL"}
+                              for kind, name in (("TOPIC", "*"), ("GROUP", "*"), ("TRANSACTIONAL_ID", "*"),
+                                                 ("CLUSTER", "kafka-cluster"))]
         data["tenants"].append(tenant)
     return data

@@ -29,7 +29,8 @@ def run(bench: Bench) -> dict[str, Any]:
     records, rounds = (200_000, 1) if bench.quick else (500_000, 2)
     runs: dict[str, list[dict[str, float]]] = {f"{kind}_{side}": [] for kind in ("produce", "consume")
                                                for side in SIDES}
-    tenants = tenants_config(1, quotas=NON_BINDING_QUOTAS, mechanism="SCRAM-SHA-512", auto_create=True)
+    tenants = tenants_config(1, quotas=NON_BINDING_QUOTAS, mechanism="SCRAM-SHA-512", auto_create=True,
+                             acls=bench.acls)
     with bench.proxy(tenants=tenants) as tenant_proxy, bench.proxy() as transparent:
         paths: dict[str, Route] = {
             "direct": (bench.broker.bootstrap, None, None),

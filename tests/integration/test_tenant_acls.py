@@ -132,15 +132,20 @@ def visible(settings: dict[str, object], *names: str) -> set[str]:
 
 
 # -- the tools operators and teams already know -------------------------------------------------------
-def acl_command(proxy: RunningProxy, user: str, workdir: Path, *args: str) -> str:
+def java_login(user: str, workdir: Path) -> Path:
+    """A Java client properties file logging in to the proxy as `user`."""
     _, mechanism, password = TENANT_USERS[user]
     module = "scram.ScramLoginModule" if mechanism.startswith("SCRAM") else "plain.PlainLoginModule"
     properties = workdir / f"{user}.properties"
     properties.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n"
                           f"sasl.jaas.config=org.apache.kafka.common.security.{module} required "
                           f'username="{user}" password="{password}";\n')
+    return properties
+
+
+def acl_command(proxy: RunningProxy, user: str, workdir: Path, *args: str) -> str:
     command = ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), "org.apache.kafka.tools.AclCommand",
-               "--bootstrap-server", proxy.bootstrap, "--command-config", str(properties), *args]
+               "--bootstrap-server", proxy.bootstrap, "--command-config", str(java_login(user, workdir)), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -277,3 +282,47 @@ def test_the_proxy_answers_as_the_brokers_authorizer_for_the_same_rules(case, ac
             "create": create_topic(user, prefix + "new-topic"),
         }
     assert outcomes["proxy"] == outcomes["broker"]
+
+
+def test_a_java_consumer_reads_under_acls_and_a_revoked_read_stops_it(acl_tenants, tmp_path):
+    """Kafka's own consumer (which opens fetch sessions, KIP-227) reads through the proxy with its sessions
+    turned off; once READ is revoked, its next Fetch is refused, without a new connection."""
+    proxy, _ = acl_tenants
+    topic, group = unique("java-ro"), unique("java-group")
+    admin = rd(proxy, ADMIN)
+    assert create_topic(admin, topic) == 0
+    for _ in range(5):
+        assert produce_one(admin, topic) == 0
+    read = binding(topic, AclOperation.READ, f"User:{CHECKED}")
+    grant(admin, read, binding(group, AclOperation.READ, f"User:{CHECKED}", resource=ResourceType.GROUP))
+    out = subprocess.run(
+        ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), "org.apache.kafka.tools.consumer.ConsoleConsumer",
+         "--bootstrap-server", proxy.bootstrap, "--topic", topic, "--group", group, "--from-beginning",
+         "--max-messages", "5", "--timeout-ms", "60000", "--consumer.config", str(java_login(CHECKED, tmp_path))],
+        capture_output=True, text=True, timeout=120)
+    assert [line for line in out.stdout.splitlines() if line == "v"] == ["v"] * 5, out.stdout + out.stderr
+    assert "Processed a total of 5 messages" in out.stdout + out.stderr
+
+    second = unique("revoked")
+    grant(admin, binding(second, AclOperation.READ, f"User:{CHECKED}", resource=ResourceType.GROUP))
+    consumer = Consumer({**rd(proxy, CHECKED), "group.id": second, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 30
+        while (m := consumer.poll(0.5)) is None or m.error():
+            assert time.monotonic() < deadline, "no message before the revoke"
+        deleter = AdminClient(admin)
+        for future in deleter.delete_acls([AclBindingFilter(
+                ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, f"User:{CHECKED}", "*", AclOperation.READ,
+                AclPermissionType.ALLOW)]).values():
+            assert len(future.result(30)) == 1
+        assert produce_one(admin, topic) == 0
+        refused = None
+        deadline = time.monotonic() + 30
+        while refused is None and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is not None:  # messages fetched before the revoke may come first
+                refused = m.error().code()
+        assert refused == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    finally:
+        consumer.close()
