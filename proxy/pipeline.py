@@ -59,12 +59,12 @@ TENANT_STAGES: tuple[Stage, ...] = (
     metering.count_payload,
     fetch_sessions.owned,  # a Fetch names only fetch sessions its tenant opened
     local_answers.controllers,
-    acl_admin.answer,  # the tenant's own ACLs: CreateAcls, DescribeAcls, DeleteAcls
     broker.ready,  # the first request for a broker opens the proxy's connection to it
     authorization.authorize,  # the tenant's ACLs, before any limit counts what they refuse
     topic_creation.metadata,  # Metadata before v4 creates no topic the tenant may not create
     guard_rails.check,
     quotas.charge,
+    acl_admin.answer,  # the tenant's own ACLs: CreateAcls, DescribeAcls, DeleteAcls
     tenant_views.client_quotas,  # the tenant's quotas, as the proxy enforces them
     tenant_views.config_resources,  # the tenant's topics and groups
     rewriting.rewrite,

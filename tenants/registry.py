@@ -64,8 +64,10 @@ class Tenant:
         return Namespace(self.prefix)
 
     def checks_acls_of(self, user: str) -> bool:
-        """Whether `user`'s requests are checked against the tenant's ACLs (its admins are super users)."""
-        return self.authorization == "acls" and user not in self.admin_users
+        """Whether `user`'s requests are checked against the tenant's ACLs: not its admins' (its super
+        users), nor the end-to-end probe's, whose topic and group the tenant's ACLs know nothing of."""
+        return (self.authorization == "acls" and user not in self.admin_users
+                and not user.startswith(PROBE_USER_PREFIX))  # is_probe_user, inline: asked on every request
 
 
 def is_probe_user(name: str) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -326,3 +326,121 @@ def test_a_java_consumer_reads_under_acls_and_a_revoked_read_stops_it(acl_tenant
         assert refused == KafkaError.TOPIC_AUTHORIZATION_FAILED
     finally:
         consumer.close()
+
+
+# -- API by API, on both sides ------------------------------------------------------------------------
+def _code(exc: KafkaException) -> int:
+    return int(exc.args[0].code())
+
+
+def _settled(futures: object) -> int:
+    """0 if every future of an Admin call succeeded, else the first error code."""
+    values = futures.values() if isinstance(futures, dict) else [futures]
+    for future in values:
+        try:
+            result = future.result(30)
+        except KafkaException as exc:
+            return _code(exc)
+        for tp in getattr(result, "topic_partitions", None) or ():  # per-partition errors, as offsets answers
+            if tp.error is not None:
+                return int(tp.error.code())
+    return 0
+
+
+def _admin_call(settings: dict[str, object], call: Callable[[AdminClient], object]) -> int:
+    admin = AdminClient(settings)  # held until the futures are done: a collected client cancels them
+    try:
+        return _settled(call(admin))
+    except KafkaException as exc:
+        return _code(exc)
+
+
+def _api_actions(prefix: str) -> dict[str, Callable[[dict[str, object]], object]]:
+    """Named actions, in order (the destructive ones last), each answering a comparable outcome."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, OffsetSpec
+
+    orders, group, tx = prefix + "orders", prefix + "group", prefix + "tx"
+    topic_config = ConfigResource(ResourceType.TOPIC, orders)
+    retention = ConfigResource(ResourceType.TOPIC, orders, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+
+    def listed_groups(settings: dict[str, object]) -> object:
+        admin = AdminClient(settings)
+        try:
+            return group in {g.group_id for g in admin.list_consumer_groups().result(30).valid}
+        except KafkaException as exc:
+            return _code(exc)
+
+    def transactional(settings: dict[str, object]) -> int:
+        producer = Producer({**settings, "transactional.id": tx, "transaction.timeout.ms": 10000})
+        try:
+            producer.init_transactions(20)
+            return 0
+        except KafkaException as exc:
+            return _code(exc)
+
+    return {
+        "describe topic": lambda s: _admin_call(s, lambda a: a.describe_topics(TopicCollection([orders]))),
+        "list offsets": lambda s: _admin_call(s, lambda a: a.list_offsets({TopicPartition(orders, 0):
+                                                                          OffsetSpec.latest()})),
+        "describe configs": lambda s: _admin_call(s, lambda a: a.describe_configs([topic_config])),
+        "alter configs": lambda s: _admin_call(s, lambda a: a.incremental_alter_configs([retention])),
+        "describe group": lambda s: _admin_call(s, lambda a: a.describe_consumer_groups([group])),
+        "list groups": listed_groups,
+        "group offsets": lambda s: _admin_call(s, lambda a: a.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)])),
+        "idempotent produce": lambda s: produce_one({**s, "enable.idempotence": True}, orders),
+        "transactions": transactional,
+        "create partitions": lambda s: _admin_call(s, lambda a: a.create_partitions([NewPartitions(orders, 3)])),
+        "delete records": lambda s: _admin_call(s, lambda a: a.delete_records([TopicPartition(orders, 0, 1)])),
+        "delete group": lambda s: _admin_call(s, lambda a: a.delete_consumer_groups([group])),
+        "delete topic": lambda s: _admin_call(s, lambda a: a.delete_topics([orders])),
+    }
+
+
+BY_API = {  # case -> bindings as in RULES
+    "nothing": [],
+    "describe by prefix": [(ResourceType.TOPIC, "", "P", AclOperation.DESCRIBE, "A"),
+                           (ResourceType.GROUP, "", "P", AclOperation.DESCRIBE, "A")],
+    "configs and alter on the topic": [(ResourceType.TOPIC, "orders", "L", AclOperation.ALTER, "A"),
+                                       (ResourceType.TOPIC, "orders", "L", AclOperation.ALTER_CONFIGS, "A")],
+    "delete by prefix, describe denied on the group": [
+        (ResourceType.TOPIC, "", "P", AclOperation.DELETE, "A"), (ResourceType.GROUP, "", "P", AclOperation.ALL, "A"),
+        (ResourceType.GROUP, "group", "L", AclOperation.DESCRIBE, "D")],
+    "transactional writer": [(ResourceType.TOPIC, "orders", "L", AclOperation.WRITE, "A"),
+                             (ResourceType.TRANSACTIONAL_ID, "", "P", AclOperation.WRITE, "A")],
+    "everything by prefix, read denied": [(ResourceType.TOPIC, "", "P", AclOperation.ALL, "A"),
+                                          (ResourceType.GROUP, "", "P", AclOperation.ALL, "A"),
+                                          (ResourceType.TRANSACTIONAL_ID, "", "P", AclOperation.ALL, "A"),
+                                          (ResourceType.TOPIC, "orders", "L", AclOperation.READ, "D")],
+}
+
+
+@pytest.mark.parametrize("case", list(BY_API))
+def test_api_by_api_the_proxy_answers_as_the_brokers_authorizer(case, acl_tenants, authorizing_kafka):
+    proxy, _ = acl_tenants
+    prefix = unique("api").replace("-", "") + "-"
+    direct_admin = {"bootstrap.servers": authorizing_kafka.bootstrap}
+    direct_user = {"bootstrap.servers": authorizing_kafka.sasl_bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": DIRECT_USER,
+                   "sasl.password": DIRECT_PASSWORD}
+    sides = {"broker": (direct_admin, direct_user, f"User:{DIRECT_USER}"),
+             "proxy": (rd(proxy, ADMIN), rd(proxy, CHECKED), f"User:{CHECKED}")}
+    outcomes: dict[str, dict[str, object]] = {}
+    for side, (admin, user, principal) in sides.items():
+        orders = prefix + "orders"
+        assert create_topic(admin, orders) == 0 and produce_one(admin, orders) == 0
+        committed = Consumer({**admin, "group.id": prefix + "group"})  # the group exists, with an offset
+        committed.commit(offsets=[TopicPartition(orders, 0, 1)], asynchronous=False)
+        committed.close()
+        bindings = [binding(prefix + suffix, operation, principal, resource,
+                            ResourcePatternType.PREFIXED if pattern == "P" else ResourcePatternType.LITERAL,
+                            AclPermissionType.DENY if permission == "D" else AclPermissionType.ALLOW)
+                    for resource, suffix, pattern, operation, permission in BY_API[case]]
+        if bindings:
+            grant(admin, *bindings)
+        outcomes[side] = {name: action(user) for name, action in _api_actions(prefix).items()}
+    differing = {name: (outcomes["broker"][name], outcomes["proxy"][name]) for name in outcomes["broker"]
+                 if outcomes["broker"][name] != outcomes["proxy"][name]}
+    assert differing == {}, f"(broker, proxy) by action: {differing}"

@@ -165,6 +165,7 @@ def test_tenant_set_turns_acls_on_names_admins_and_is_refused_when_wrong(tmp_pat
     tenant = load_registry(config).tenants["acme"]
     assert tenant.authorization == "acls" and tenant.admin_users == {"alice", "ops"}
     assert tenant.checks_acls_of("bob") and not tenant.checks_acls_of("alice")
+    assert not tenant.checks_acls_of("tenantry:probe:acme")  # the end-to-end probe's own topic and group
     assert "authorization acls, admins: alice, ops, 0 ACLs" in run(capsys, "tenant", "list", "--config",
                                                                  str(config))[1]
     code, _, err = run(capsys, "tenant", "set", "acme", "--config", str(config))
