@@ -101,8 +101,11 @@ def produce_one(settings: dict[str, object], topic: str) -> int:
     """0 if the message was acknowledged, else its delivery error."""
     errors: list[int] = []
     producer = Producer({**settings, "acks": "all", "message.timeout.ms": 15000})
-    producer.produce(topic, value=b"v", on_delivery=lambda err, msg: errors.append(err.code() if err else 0))
-    producer.flush(30)
+    try:
+        producer.produce(topic, value=b"v", on_delivery=lambda err, msg: errors.append(err.code() if err else 0))
+        producer.flush(30)
+    except KafkaException as exc:  # a fatal error (an idempotent producer refused its producer id) is raised
+        return _code(exc)
     return errors[0] if errors else -1
 
 
