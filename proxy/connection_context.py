@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.schema import Versions
 from tenantry.proxy.acl_store import change_acls
+from tenantry.proxy.authorization.check import ConnectionAcls
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.metrics import api_name
 from tenantry.proxy.rewrite.policy import tenant_table
@@ -49,6 +50,7 @@ class ConnectionContext:
         self.quotas = server.quotas
         self.fetch_sessions = server.fetch_sessions
         self.denials = server.denials
+        self.acl_view: ConnectionAcls | None = None
         self.auth: ClientAuth | None = None
         self.throttler: Throttler | None = None
         self.rewriter = Rewriter(None, server.topic_ids)

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from tenantry.protocol.messages.api_versions_response import ApiVersionsResponse
 from tenantry.protocol.schema import Message, Versions
-from tenantry.proxy.authorization.check import DenialLog
+from tenantry.proxy.authorization.check import ConnectionAcls, DenialLog
 from tenantry.proxy.client_auth import ClientAuth
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
@@ -51,6 +51,7 @@ class StageContext(Protocol):
     quotas: QuotaBook
     fetch_sessions: FetchSessionOwners
     denials: DenialLog
+    acl_view: ConnectionAcls | None  # this connection's user as its tenant's ACLs see it (set by authorization)
 
     @property
     def closed(self) -> bool: ...

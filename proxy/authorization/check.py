@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tenantry.tenants.acls import Acls, Operation, ResourceType
+from tenantry.tenants.registry import Tenant
+
+_REMEMBERED = 10_000  # names per operation a connection remembers as allowed
 
 
 @dataclass(slots=True)
@@ -46,4 +49,27 @@ class DenialLog:
         if len(self._next) >= self.limit:
             self._next.clear()
         self._next[key] = now + self.interval
+        return True
+
+
+class ConnectionAcls:
+    """One connection's user as one version of its tenant's ACLs sees it: whether it is checked at all, and
+    the names it was allowed, per operation and resource type, so a producer's next request on the same
+    topic costs a set look-up. A new version of the ACLs (a change or a reload makes a new object) makes a
+    new view."""
+
+    __slots__ = ("acls", "checked", "host", "topics", "user")
+
+    def __init__(self, tenant: Tenant, user: str, host: str) -> None:
+        self.acls, self.user, self.host = tenant.acls, user, host
+        self.checked = tenant.checks_acls_of(user)
+        #: Topic names already allowed, by operation (sets the caller may test, never change).
+        self.topics: dict[Operation, set[str]] = {Operation.WRITE: set(), Operation.READ: set()}
+
+    def allows(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
+        if not self.acls.authorize(self.user, self.host, operation, resource_type, name):
+            return False
+        names = self.topics.get(operation) if resource_type == ResourceType.TOPIC else None
+        if names is not None and len(names) < _REMEMBERED:
+            names.add(name)
         return True

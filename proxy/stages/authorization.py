@@ -20,8 +20,8 @@ from tenantry.protocol.messages import REQUESTS
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.scanner import scan
 from tenantry.proxy.authorization import group_rules, topic_rules  # noqa: F401  (they register their rules)
-from tenantry.proxy.authorization.check import Check
-from tenantry.proxy.authorization.rules import RULES, TOPIC, TXN, NameOf, Verdict
+from tenantry.proxy.authorization.check import Check, ConnectionAcls
+from tenantry.proxy.authorization.rules import CLUSTER, RULES, TOPIC, TXN, NameOf, Verdict
 from tenantry.proxy.authorization.shapes import edit_response
 from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Close, Outcome, Suspend
@@ -29,7 +29,7 @@ from tenantry.proxy.rewrite.entities import map_entities
 from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST
 from tenantry.proxy.stages import acts_on
 from tenantry.proxy.upstream import UpstreamError
-from tenantry.tenants.acls import Operation
+from tenantry.tenants.acls import CLUSTER_NAME, Operation
 from tenantry.tenants.registry import Tenant
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 NAMES = TENANT_REQUEST
 #: The hot APIs, checked on scanned names first: the operation each needs on its topics.
 HOT: dict[int, Operation] = {ApiKey.PRODUCE: Operation.WRITE, ApiKey.FETCH: Operation.READ}
+_FETCH = int(ApiKey.FETCH)  # (an enum member's look-up costs more than an int's, on every request)
 _SESSION = struct.Struct(">ii")
 _SESSIONLESS = (0, -1)  # session id 0, epoch -1 (FINAL_EPOCH): a full fetch, no session
 _LOGGED_DENIALS = 5
@@ -50,25 +51,37 @@ def authorize(ex: Exchange, ctx: StageContext) -> Outcome | None:
     tenant = ctx.tenant()
     if tenant is None or tenant.authorization == "open":  # one test, for every request of an open tenant
         return None
-    auth = ctx.auth
-    assert auth is not None and auth.principal is not None
-    user = auth.principal.name
-    if not tenant.checks_acls_of(user):
+    view = ctx.acl_view
+    if view is None or view.acls is not tenant.acls:
+        auth = ctx.auth
+        assert auth is not None and auth.principal is not None
+        view = ctx.acl_view = ConnectionAcls(tenant, auth.principal.name, client_host(ctx.peer))
+    if not view.checked:
         return None
-    host = client_host(ctx.peer)
     operation = HOT.get(ex.api_key)
     if operation is not None:
-        if ex.api_key == ApiKey.FETCH:
+        if ex.api_key == _FETCH:
             _sessionless(ex)
-        if _allowed_by_scan(ex, ctx, tenant, user, host, operation):
+        if _allowed_by_scan(ex, ctx, tenant, view, operation):
             return None
-    check = Check(tenant.acls, user, host)
+    check = Check(tenant.acls, view.user, view.host)
     name_of = _names(ctx, tenant)
     request, trailing = _decode(ex)
     unknown = _unknown_ids(request, ex.api_version, name_of)
     if unknown:
         return Suspend(_look_up_then_check(ex, ctx, (request, trailing), check, name_of, unknown))
     return _decide(ex, ctx, (request, trailing), check, name_of)
+
+
+def may_create_topics(ctx: StageContext, tenant: Tenant, names: list[str]) -> bool:
+    """Whether the logged-in user may create these topics: it is not checked against ACLs, or it has CREATE
+    on the cluster or on each topic (what a broker asks before Metadata creates one)."""
+    auth = ctx.auth
+    if auth is None or auth.principal is None or not tenant.checks_acls_of(auth.principal.name):
+        return True
+    user, host, acls = auth.principal.name, client_host(ctx.peer), tenant.acls
+    return acls.authorize(user, host, Operation.CREATE, CLUSTER, CLUSTER_NAME) or all(
+        acls.authorize(user, host, Operation.CREATE, TOPIC, name) for name in names)
 
 
 def _decode(ex: Exchange) -> tuple[Any, bytes]:
@@ -95,27 +108,27 @@ def _names(ctx: StageContext, tenant: Tenant) -> NameOf:
     return name_of
 
 
-def _allowed_by_scan(ex: Exchange, ctx: StageContext, tenant: Tenant, user: str, host: str,
+def _allowed_by_scan(ex: Exchange, ctx: StageContext, tenant: Tenant, view: ConnectionAcls,
                      operation: Operation) -> bool:
     """True when every topic (and transactional id) the request names is allowed: the common case, decided
-    on the scanner's refs, each answer a dict look-up. False sends the request to the full rule (which
-    answers the refusals)."""
+    on the scanner's refs, each name already allowed a set look-up. False sends the request to the full
+    rule (which answers the refusals)."""
     assert ex.header is not None
     if ex.scanned is None:
         ex.scanned = scan(REQUESTS[ex.api_key], ex.api_version, ex.frame, ex.header.body_offset, NAMES)
-    authorize = tenant.acls.authorize
+    allowed = view.topics[operation]
     for ref in ex.scanned:
-        entity = ref.entity
+        entity, value = ref.entity, ref.value
         if entity == "topicName":
-            allowed = ref.value is None or authorize(user, host, operation, TOPIC, ref.value)
-        elif entity == "topicId":
-            name = _names(ctx, tenant)(ref.value)
-            allowed = name is not None and authorize(user, host, operation, TOPIC, name)
-        elif entity == "transactionalId":
-            allowed = ref.value is None or authorize(user, host, Operation.WRITE, TXN, ref.value)
-        else:
-            continue
-        if not allowed:
+            if value is None or value in allowed or view.allows(operation, TOPIC, value):
+                continue
+            return False
+        if entity == "topicId":
+            name = _names(ctx, tenant)(value)
+            if name is not None and (name in allowed or view.allows(operation, TOPIC, name)):
+                continue
+            return False
+        if entity == "transactionalId" and value is not None and not view.allows(Operation.WRITE, TXN, value):
             return False
     return True
 

@@ -1,11 +1,12 @@
-"""Stage: no Metadata request creates a topic behind the guard rails' back.
+"""Stage: no Metadata request creates a topic behind the guard rails' (or the tenant's ACLs') back.
 
 Metadata v4+ carries AllowAutoTopicCreation, which the rewriting turns off unless the tenant allows it.
 Before v4 the broker creates every unknown topic a Metadata request names, if its
-auto.create.topics.enable is on (the default). For a tenant without auto-creation, the proxy asks the
-broker first which of the named topics exist (without creating any), forwards the request for those
-only, and answers UNKNOWN_TOPIC_OR_PARTITION for the rest, as for v4+. Metadata v0, whose empty topic
-list means every topic, is not offered to tenants (see :mod:`..rewrite.policy`).
+auto.create.topics.enable is on (the default). For a tenant without auto-creation, or a user its ACLs
+do not let create the topics, the proxy asks the broker first which of the named topics exist (without
+creating any), forwards the request for those only, and answers UNKNOWN_TOPIC_OR_PARTITION for the
+rest, as for v4+. Metadata v0, whose empty topic list means every topic, is not offered to tenants (see
+:mod:`..rewrite.policy`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.guard import merge_refused
 from tenantry.proxy.outcomes import Close, Outcome, Suspend
 from tenantry.proxy.stages import acts_on
+from tenantry.proxy.stages.authorization import may_create_topics
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.naming import InvalidName
 from tenantry.tenants.registry import Tenant
@@ -35,11 +37,13 @@ def metadata(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.METADATA or ex.api_version >= FIRST_WITH_THE_FLAG:
         return None
     tenant = ctx.tenant()
-    if tenant is None or tenant.allow_auto_create_topics:
+    if tenant is None:
         return None
     request = decode(MetadataRequest, ex.body, ex.api_version)
     if not request.topics:
         return None  # all topics (null) or none: nothing to create
+    if tenant.allow_auto_create_topics and may_create_topics(ctx, tenant, [t.name for t in request.topics if t.name]):
+        return None
     return Suspend(_existing_only(ex, ctx, tenant, request))
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -244,6 +245,23 @@ def authorizing_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafk
         broker.stop()
 
 
+def both_sides(proxy: RunningProxy, broker: KafkaBroker) -> dict[str, tuple[dict[str, object], dict[str, object], str]]:
+    """(admin settings, checked user's settings, its principal) straight to the broker and through the proxy."""
+    direct_user = {"bootstrap.servers": broker.sasl_bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": DIRECT_USER, "sasl.password": DIRECT_PASSWORD}
+    return {"broker": ({"bootstrap.servers": broker.bootstrap}, direct_user, f"User:{DIRECT_USER}"),
+            "proxy": (rd(proxy, ADMIN), rd(proxy, CHECKED), f"User:{CHECKED}")}
+
+
+def grant_rules(admin: dict[str, object], prefix: str, principal: str, rules: list[tuple[Any, ...]]) -> None:
+    bindings = [binding(prefix + suffix, operation, principal, resource,
+                        ResourcePatternType.PREFIXED if pattern == "P" else ResourcePatternType.LITERAL,
+                        AclPermissionType.DENY if permission == "D" else AclPermissionType.ALLOW)
+                for resource, suffix, pattern, operation, permission in rules]
+    if bindings:
+        grant(admin, *bindings)
+
+
 RULES = {  # case -> [(resource, name suffix ("" is the case's prefix itself), pattern, operation, permission)]
     "read topic and group": [(ResourceType.TOPIC, "orders", "L", AclOperation.READ, "A"),
                              (ResourceType.GROUP, "group", "L", AclOperation.READ, "A")],
@@ -261,23 +279,13 @@ RULES = {  # case -> [(resource, name suffix ("" is the case's prefix itself), p
 def test_the_proxy_answers_as_the_brokers_authorizer_for_the_same_rules(case, acl_tenants, authorizing_kafka):
     proxy, _ = acl_tenants
     prefix = unique("cmp").replace("-", "") + "-"
-    direct_admin = {"bootstrap.servers": authorizing_kafka.bootstrap}
-    direct_user = {"bootstrap.servers": authorizing_kafka.sasl_bootstrap, "security.protocol": "SASL_PLAINTEXT",
-                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": DIRECT_USER,
-                   "sasl.password": DIRECT_PASSWORD}
-    sides = {"broker": (direct_admin, direct_user, f"User:{DIRECT_USER}"),
-             "proxy": (rd(proxy, ADMIN), rd(proxy, CHECKED), f"User:{CHECKED}")}
+    sides = both_sides(proxy, authorizing_kafka)
     outcomes = {}
     for side, (admin, user, principal) in sides.items():
         orders, other = prefix + "orders", prefix + "other"
         assert create_topic(admin, orders) == 0 and create_topic(admin, other) == 0
         assert produce_one(admin, orders) == 0
-        bindings = [binding(prefix + suffix, operation, principal, resource,
-                            ResourcePatternType.PREFIXED if pattern == "P" else ResourcePatternType.LITERAL,
-                            AclPermissionType.DENY if permission == "D" else AclPermissionType.ALLOW)
-                    for resource, suffix, pattern, operation, permission in RULES[case]]
-        if bindings:
-            grant(admin, *bindings)
+        grant_rules(admin, prefix, principal, RULES[case])
         outcomes[side] = {
             "metadata": visible(user, orders, other),
             "produce": produce_one(user, orders),
@@ -424,12 +432,7 @@ BY_API = {  # case -> bindings as in RULES
 def test_api_by_api_the_proxy_answers_as_the_brokers_authorizer(case, acl_tenants, authorizing_kafka):
     proxy, _ = acl_tenants
     prefix = unique("api").replace("-", "") + "-"
-    direct_admin = {"bootstrap.servers": authorizing_kafka.bootstrap}
-    direct_user = {"bootstrap.servers": authorizing_kafka.sasl_bootstrap, "security.protocol": "SASL_PLAINTEXT",
-                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": DIRECT_USER,
-                   "sasl.password": DIRECT_PASSWORD}
-    sides = {"broker": (direct_admin, direct_user, f"User:{DIRECT_USER}"),
-             "proxy": (rd(proxy, ADMIN), rd(proxy, CHECKED), f"User:{CHECKED}")}
+    sides = both_sides(proxy, authorizing_kafka)
     outcomes: dict[str, dict[str, object]] = {}
     for side, (admin, user, principal) in sides.items():
         orders = prefix + "orders"
@@ -437,12 +440,7 @@ def test_api_by_api_the_proxy_answers_as_the_brokers_authorizer(case, acl_tenant
         committed = Consumer({**admin, "group.id": prefix + "group"})  # the group exists, with an offset
         committed.commit(offsets=[TopicPartition(orders, 0, 1)], asynchronous=False)
         committed.close()
-        bindings = [binding(prefix + suffix, operation, principal, resource,
-                            ResourcePatternType.PREFIXED if pattern == "P" else ResourcePatternType.LITERAL,
-                            AclPermissionType.DENY if permission == "D" else AclPermissionType.ALLOW)
-                    for resource, suffix, pattern, operation, permission in BY_API[case]]
-        if bindings:
-            grant(admin, *bindings)
+        grant_rules(admin, prefix, principal, BY_API[case])
         outcomes[side] = {name: action(user) for name, action in _api_actions(prefix).items()}
     differing = {name: (outcomes["broker"][name], outcomes["proxy"][name]) for name in outcomes["broker"]
                  if outcomes["broker"][name] != outcomes["proxy"][name]}

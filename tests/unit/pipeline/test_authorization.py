@@ -289,3 +289,21 @@ def test_refusal_shapes_decode_in_every_version_the_response_has():
         response = error_response(key, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         for version in range(cls.VALID_VERSIONS.lo, (cls.VALID_VERSIONS.hi or 0) + 1):
             decode(cls, memoryview(encode(response, version)), version)
+
+
+async def test_metadata_before_v4_creates_topics_only_for_users_who_may_create_them():
+    """Metadata v1-v3 has no AllowAutoTopicCreation flag: in a tenant that allows auto-creation, a checked
+    user without CREATE gets the existing-topics-only treatment of tenants that do not."""
+    from tenantry.proxy.stages import topic_creation
+
+    request = MetadataRequest(topics=[MetadataRequestTopic(name="new-topic")])
+    may_not = FakeContext(registry(authorization="acls", allow_auto_create_topics=True,
+                                   acls=[acl("TOPIC", "new-", "DESCRIBE", pattern="PREFIXED")]))
+    await log_in(may_not)
+    waiting = topic_creation.metadata(exchange(request, 3), may_not)
+    assert isinstance(waiting, Suspend)
+    waiting.until.close()  # (the broker check it would wait for is not the point here)
+    may = FakeContext(registry(authorization="acls", allow_auto_create_topics=True,
+                               acls=[acl("TOPIC", "new-", "CREATE", pattern="PREFIXED")]))
+    await log_in(may)
+    assert topic_creation.metadata(exchange(request, 3), may) is None
