@@ -35,6 +35,8 @@ from tenantry.tenants.acls import (
     ResourceType,
 )
 
+MAX_BINDINGS = 10_000
+
 
 class AclStoreError(RuntimeError):
     """The ACLs cannot be saved (no config file, or it cannot be written); the message says why."""
@@ -66,15 +68,24 @@ def filter_of(resource_type: int, name: str | None, pattern: int, principal: str
 
 
 def create(acls: Acls, m: CreateAclsRequest) -> tuple[Acls, CreateAclsResponse]:
-    """Each creation is checked alone and gets its own result, as a broker answers them."""
-    added, results = [], []
+    """Each creation is checked alone and gets its own result, as a broker answers them. A tenant holds at
+    most MAX_BINDINGS: they live in the operator's config file, which a tenant must not be able to grow
+    without end."""
+    added: dict[AclBinding, None] = {}
+    results = []
     for c in m.creations:
         try:
-            added.append(binding_of(c))
-            results.append(AclCreationResult(error_code=ErrorCode.NONE))
+            binding = binding_of(c)
         except AclError as exc:
             results.append(AclCreationResult(error_code=ErrorCode.INVALID_REQUEST, error_message=str(exc)))
-    return acls.with_added(added), CreateAclsResponse(results=results)
+            continue
+        if binding not in added and binding not in acls.bindings and len(acls.bindings) + len(added) >= MAX_BINDINGS:
+            results.append(AclCreationResult(error_code=ErrorCode.POLICY_VIOLATION,
+                                              error_message=f"a tenant holds at most {MAX_BINDINGS} ACLs"))
+            continue
+        added[binding] = None
+        results.append(AclCreationResult(error_code=ErrorCode.NONE))
+    return acls.with_added(list(added)), CreateAclsResponse(results=results)
 
 
 def describe(acls: Acls, m: DescribeAclsRequest) -> DescribeAclsResponse:

@@ -307,3 +307,15 @@ async def test_metadata_before_v4_creates_topics_only_for_users_who_may_create_t
                                acls=[acl("TOPIC", "new-", "CREATE", pattern="PREFIXED")]))
     await log_in(may)
     assert topic_creation.metadata(exchange(request, 3), may) is None
+
+
+def test_a_tenant_cannot_grow_its_acls_without_end(monkeypatch):
+    from tenantry.proxy.authorization import acl_apis
+
+    monkeypatch.setattr(acl_apis, "MAX_BINDINGS", 2)
+    acls, answer = acl_apis.create(Acls(), CreateAclsRequest(creations=[creation("a"), creation("a"), creation("b"),
+                                                                        creation("c")]))
+    assert [r.error_code for r in answer.results] == [0, 0, 0, ErrorCode.POLICY_VIOLATION]
+    assert [b.name for b in acls.bindings] == ["a", "b"]
+    acls, answer = acl_apis.create(acls, CreateAclsRequest(creations=[creation("a")]))  # already held: no growth
+    assert answer.results[0].error_code == 0 and len(acls.bindings) == 2
