@@ -87,6 +87,8 @@ IMPLIES: dict[Operation, frozenset[Operation]] = {
     Operation.DESCRIBE_CONFIGS: frozenset({Operation.ALTER_CONFIGS}),
 }
 _CACHE_LIMIT = 100_000
+#: Longest resource name, principal or host kept (Kafka's own names are far shorter: topics 249).
+MAX_FIELD = 1000
 
 
 class AclError(ValueError):
@@ -111,6 +113,8 @@ class AclBinding:
             raise AclError(f"pattern type {self.pattern.name}: a binding is LITERAL or PREFIXED")
         if not self.name:
             raise AclError("a resource name is required")
+        if max(len(self.name), len(self.principal), len(self.host)) > MAX_FIELD:
+            raise AclError(f"a resource name, principal or host is at most {MAX_FIELD} characters")
         if self.resource_type == ResourceType.CLUSTER and (self.name, self.pattern) != (CLUSTER_NAME,
                                                                                        PatternType.LITERAL):
             raise AclError(f"the cluster resource is the LITERAL name {CLUSTER_NAME!r}")

@@ -95,6 +95,8 @@ def test_write_on_some_topic_is_found_unless_a_deny_covers_it():
     (acl(T, "orders", Op.READ, host="example.com"), "IP address"),
     (acl(T, "", Op.READ), "name"),
     (acl(X, "tx", Op.READ), "does not apply"),
+    (acl(T, "x" * 1001, Op.READ), "at most 1000"),
+    (acl(T, "x", Op.READ, principal="User:" + "u" * 1000), "at most 1000"),
 ])
 def test_bindings_a_tenant_may_not_hold_are_refused(binding, problem):
     with pytest.raises(AclError, match=problem):
