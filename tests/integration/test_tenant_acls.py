@@ -48,6 +48,9 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 ADMIN, CHECKED, OTHER_TENANT = "alice", "alicia", "bob"
 DIRECT_USER, DIRECT_PASSWORD = "reader", "reader-secret"
+#: Kafka 4 rewrote kafka-acls in Java, in the tools jar; before, it was Scala, in the broker's.
+ACL_COMMAND = ("org.apache.kafka.tools.AclCommand" if int(KAFKA_VERSION.split(".")[0]) >= 4
+               else "kafka.admin.AclCommand")
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +151,7 @@ def java_login(user: str, workdir: Path) -> Path:
 
 
 def acl_command(proxy: RunningProxy, user: str, workdir: Path, *args: str) -> str:
-    command = ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), "org.apache.kafka.tools.AclCommand",
+    command = ["java", "-Xmx256m", "-cp", kafka_classpath(KAFKA_VERSION), ACL_COMMAND,
                "--bootstrap-server", proxy.bootstrap, "--command-config", str(java_login(user, workdir)), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
