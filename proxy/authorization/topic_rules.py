@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tenantry.protocol.errors import ErrorCode
+from tenantry.protocol.messages import RESPONSES
 from tenantry.protocol.messages.api_keys import ApiKey
 from tenantry.protocol.messages.create_topics_request import CreateTopicsRequest
 from tenantry.protocol.messages.delete_topics_request import DeleteTopicsRequest
@@ -27,7 +28,7 @@ from tenantry.proxy.authorization.rules import (
     rule,
     whole,
 )
-from tenantry.proxy.authorization.shapes import items_response
+from tenantry.proxy.authorization.shapes import element_class, items_response, refused_item
 from tenantry.tenants.acls import CLUSTER_NAME, Operation, ResourceType, authorized_operations
 
 TOPIC_CONFIG, BROKER_CONFIG, BROKER_LOGGER_CONFIG, GROUP_CONFIG = 2, 4, 8, 32
@@ -109,15 +110,17 @@ def alter_configs(m: Any, version: int, check: Check, name_of: NameOf) -> Verdic
 
 
 def _per_config_resource(api_key: int, m: Any, check: Check, operation: Operation, field: str) -> Verdict | None:
-    verdicts: list[Verdict | None] = []
-    for config_type, (resource_type, error) in CONFIG_RESOURCES.items():
-        def denied(r: Any, config_type: int = config_type, resource_type: ResourceType = resource_type) -> bool:
-            if r.resource_type != config_type:
-                return False
-            name = CLUSTER_NAME if resource_type == CLUSTER else r.resource_name
-            return not check(operation, resource_type, name)
-        verdicts.append(refuse_items(api_key, m, "resources", field, error, denied, forward_empty=True))
-    refused = [item for v in verdicts if v is not None for item in v.refused]
+    """Each resource checked on its own ACL resource, refused with that resource's error, in one pass."""
+    cls = element_class(RESPONSES[api_key], field)
+    kept, refused = [], []
+    for r in m.resources:
+        resource_type, error = CONFIG_RESOURCES.get(r.resource_type, (None, 0))
+        name = CLUSTER_NAME if resource_type == CLUSTER else r.resource_name
+        if resource_type is None or check(operation, resource_type, name):
+            kept.append(r)
+        else:
+            refused.append(refused_item(cls, r, error))
+    m.resources = kept
     if not refused:
         return None
     if not m.resources:

@@ -37,8 +37,8 @@ def metadata(ex: Exchange, ctx: StageContext) -> Outcome | None:
     if ex.api_key != ApiKey.METADATA or ex.api_version >= FIRST_WITH_THE_FLAG:
         return None
     tenant = ctx.tenant()
-    if tenant is None:
-        return None
+    if tenant is None or (tenant.allow_auto_create_topics and tenant.authorization == "open"):
+        return None  # no limit on who creates: nothing to decode
     request = decode(MetadataRequest, ex.body, ex.api_version)
     if not request.topics:
         return None  # all topics (null) or none: nothing to create
