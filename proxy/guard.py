@@ -26,7 +26,7 @@ from tenantry.protocol.messages.list_groups_request import ListGroupsRequest
 from tenantry.protocol.messages.metadata_request import MetadataRequest
 from tenantry.protocol.scanner import Chunk
 from tenantry.protocol.schema import Message
-from tenantry.proxy.authorization.shapes import merge_items
+from tenantry.proxy.authorization.shapes import element_class, merge_items
 from tenantry.tenants.limits import (
     Limits,
     NewTopic,
@@ -196,7 +196,7 @@ class Guard:
                 refused.append(_result(ApiKey.CREATE_TOPICS, t.name, ErrorCode.POLICY_VIOLATION, str(exc)))
                 continue
             t.num_partitions, t.replication_factor = topic.partitions, topic.replication_factor
-            config = _element_class(type(t), "configs")
+            config = element_class(type(t), "configs")
             t.configs = [config(name=k, value=v) for k, v in topic.configs.items()]
             kept.append(t)
             partitions_added += max(topic.partitions, 1)
@@ -251,12 +251,8 @@ def _remaining_items(api_key: int, request: Any) -> bool:
     return api_key == ApiKey.DELETE_TOPICS or bool(request.topics)  # deletes are only ever refused whole
 
 
-def _element_class(cls: Any, field_name: str) -> Any:
-    return next(f.struct for f in cls.FIELDS if f.name == field_name)
-
-
 def _result(api_key: int, name: str, error: int, message: str) -> Any:
-    element = _element_class(RESPONSES[api_key], RESULTS[api_key])
+    element = element_class(RESPONSES[api_key], RESULTS[api_key])
     if api_key in (ApiKey.ALTER_CONFIGS, ApiKey.INCREMENTAL_ALTER_CONFIGS):
         return element(error_code=error, error_message=message, resource_type=TOPIC_RESOURCE, resource_name=name)
     if api_key == ApiKey.CREATE_TOPICS:
@@ -288,8 +284,8 @@ def group_refusal(api_key: int, version: int, request: Any, message: str) -> Mes
     if api_key == ApiKey.CONSUMER_GROUP_HEARTBEAT:
         refusal = cls(error_code=error, error_message=message, member_epoch=-1)
         return refusal
-    topic_cls = _element_class(cls, "topics")
-    partition_cls = _element_class(topic_cls, "partitions")
+    topic_cls = element_class(cls, "topics")
+    partition_cls = element_class(topic_cls, "partitions")
     topics = []
     for t in request.topics:
         partitions = [partition_cls(partition_index=p.partition_index, error_code=error) for p in t.partitions]
