@@ -166,6 +166,11 @@ def _serve(args: argparse.Namespace) -> int:
         except (StoreError, RegistryError) as exc:
             print(f"tenantry: invalid tenants in {args.config}: {exc}", file=sys.stderr)
             return 2
+        from tenantry.proxy.record_encryption import setup_problems
+
+        for problem in setup_problems(config, registry):
+            print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
+            return 2
     unknown = [t for t in config.probe_tenants if registry is None or t not in registry.tenants]
     if unknown:
         print(f"tenantry: probe_tenants: no tenant {', '.join(unknown)} in {args.config}", file=sys.stderr)

@@ -280,14 +280,16 @@ def _validate_identity(config: ProxyConfig) -> Iterator[str]:
 def _validate_numbers(config: ProxyConfig) -> Iterator[str]:
     for name in ("max_frame_bytes", "max_buffered_bytes", "max_in_flight", "quota_max_delay_ms",
                  "quota_tune_interval_ms", "sasl_max_receive_bytes", "max_buffered_bytes_before_login",
-                 "login_timeout_ms", "health_check_interval_seconds", "probe_interval_seconds"):
+                 "login_timeout_ms", "health_check_interval_seconds", "probe_interval_seconds",
+                 "encryption_data_key_max_age_seconds", "encryption_data_key_max_records"):
         if getattr(config, name) <= 0:
             yield f"{name}: must be positive, got {getattr(config, name)}"
     for name in ("upstream_connect_timeout_seconds", "shutdown_timeout_seconds", "sasl_session_lifetime_ms",
                  "auth_failure_delay_ms", "config_poll_seconds", "capacity_produce_bytes_per_sec",
                  "capacity_fetch_bytes_per_sec", "capacity_connections_per_sec", "quota_idle_seconds",
                  "max_connection_age_seconds", "metrics_label_limit", "max_buffered_bytes_per_tenant",
-                 "max_unauthenticated_connections_per_ip", "unauthenticated_connections_per_ip_per_sec"):
+                 "max_unauthenticated_connections_per_ip", "unauthenticated_connections_per_ip_per_sec",
+                 "encryption_key_cache_seconds"):
         if getattr(config, name) < 0:
             yield f"{name}: must not be negative, got {getattr(config, name)}"
 
@@ -297,6 +299,8 @@ def _validate_operations(config: ProxyConfig) -> Iterator[str]:
         split_host_port(config.metrics_listen, "metrics_listen")
     if config.log_format not in ("text", "json"):
         yield f"log_format: {config.log_format!r} is not text or json"
+    if config.encryption_data_key_max_records > 1 << 32:  # random-salted counter nonces: stay far below GCM's bound
+        yield "encryption_data_key_max_records: at most 4294967296 records per data key"
     if not 0 <= config.max_connection_age_jitter < 1:
         yield f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1"
     if config.probe_tenants and config.listener_security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):

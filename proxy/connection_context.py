@@ -50,6 +50,7 @@ class ConnectionContext:
         self.quotas = server.quotas
         self.fetch_sessions = server.fetch_sessions
         self.denials = server.denials
+        self.envelopes = server.envelopes
         self.acl_view: ConnectionAcls | None = None
         self.auth: ClientAuth | None = None
         self.throttler: Throttler | None = None

@@ -31,8 +31,8 @@ class Exchange(InFlight):
     """A client request and, once it has one, its response."""
 
     __slots__ = ("api_key", "api_version", "arrived", "before_release", "body_offset", "chunks", "client_corr",
-                 "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused", "response",
-                 "rewrite", "scanned", "sent", "settle", "throttle_until")
+                 "edits", "frame", "header", "hooks", "new_brokers", "out", "parts", "raw", "received", "refused",
+                 "response", "rewrite", "scanned", "sent", "settle", "throttle_until")
 
     def __init__(self, frame: memoryview, api_key: int, api_version: int, client_corr: int, raw: bool = False) -> None:
         super().__init__()
@@ -47,6 +47,8 @@ class Exchange(InFlight):
         # The request's refs of (at least) TENANT_REQUEST, found once by an early stage: metering for a Produce
         # (traffic.PRODUCE_SCAN), authorization for a Fetch; the rewrite takes them rather than walk it again.
         self.scanned: list[Ref] | None = None
+        # New values for some of `scanned`'s refs (a Produce's sealed records), spliced in by the rewrite.
+        self.edits: list[tuple[Ref, object]] = []
         # When the proxy's quotas let this client go on (event-loop time): computed when the usage is
         # recorded, so the broker's time answering counts towards the delay, as in Kafka.
         self.throttle_until = 0.0

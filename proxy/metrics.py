@@ -130,6 +130,11 @@ class ProxyCollector(Collector):
                  "of the claimed user if it exists, else tenant=\"\".", labels=["tenant", "mechanism", "result"])
         denied = c("tenantry_authorization_failures", "Requests (or items of them) the tenant's ACLs refused.",
                    labels=["tenant", "api", "resource_type"])
+        sealed = c("tenantry_encrypted_records", "Records of encrypted topics sealed on produce (direction=seal) "
+                   "and opened on fetch (direction=open).", labels=["tenant", "direction"])
+        crypt_failed = c("tenantry_encryption_failures", "Produce requests whose records could not be sealed "
+                         "(direction=seal, refused) and fetched partitions whose records could not be opened "
+                         "(direction=open, answered CORRUPT_MESSAGE).", labels=["tenant", "direction"])
         for tenant_id, t in stats.tenants.items():
             bytes_in.add_metric([tenant_id], t.bytes_in)
             bytes_out.add_metric([tenant_id], t.bytes_out)
@@ -152,8 +157,13 @@ class ProxyCollector(Collector):
                 auth.add_metric([tenant_id, mechanism, result], n)
             for (api, resource_type), n in t.authorization_failures.items():
                 denied.add_metric([tenant_id, api, resource_type], n)
+            if t.records_sealed or t.records_opened or t.encryption_failures:
+                sealed.add_metric([tenant_id, "seal"], t.records_sealed)
+                sealed.add_metric([tenant_id, "open"], t.records_opened)
+                for direction in ("seal", "open"):
+                    crypt_failed.add_metric([tenant_id, direction], t.encryption_failures.get(direction, 0))
         yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
-                    refused, aged, auth, denied)
+                    refused, aged, auth, denied, sealed, crypt_failed)
         if stats.label_limit:
             yield from self._labelled(stats)
         yield self._api_latency(stats)

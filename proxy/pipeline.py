@@ -31,6 +31,7 @@ from tenantry.proxy.stages import (
     admission,
     authorization,
     broker,
+    encryption,
     fetch_sessions,
     forward,
     guard_rails,
@@ -67,7 +68,9 @@ TENANT_STAGES: tuple[Stage, ...] = (
     acl_admin.answer,  # the tenant's own ACLs: CreateAcls, DescribeAcls, DeleteAcls
     tenant_views.client_quotas,  # the tenant's quotas, as the proxy enforces them
     tenant_views.config_resources,  # the tenant's topics and groups
+    encryption.seal,  # a Produce's records of encrypted topics, before the rewrite (the tenant's names)
     rewriting.rewrite,
+    encryption.open_fetched,  # after the rewrite: its response hook runs first, on the broker's response
     broker.ready,  # not while the proxy re-authenticates to the broker (KIP-368)
     forward.forward,
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenantry.proxy.config import ConfigError, ProxyConfig, load_config
+from tenantry.proxy.record_encryption import setup_problems
 from tenantry.tenants.registry import RegistryError
 from tenantry.tenants.store import StoreError, load_registry
 
@@ -42,6 +43,9 @@ def reload_config(server: ProxyServer, path: Path) -> bool:
     try:
         settings = load_config(path, server.overrides)
         new = load_registry(path)
+        problems = setup_problems(server.config, new)  # the key store is the running one (set at start)
+        if problems:
+            raise ConfigError(*problems)
     except (ConfigError, StoreError, RegistryError) as exc:
         for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
             log.error("config reload refused, keeping the last good configuration: %s", problem)

@@ -37,6 +37,7 @@ from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.sni import BrokerNames
+from tenantry.proxy.record_encryption import envelopes_for
 from tenantry.proxy.stats import BOOTSTRAP, Stats
 from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
@@ -82,6 +83,7 @@ class ProxyServer:
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
         self.denials = DenialLog()  # which ACL denials are logged (all are counted)
+        self.envelopes = envelopes_for(config)  # record encryption's keys (None: no tenant may encrypt)
         self.stats = Stats(config.metrics_label_limit)
         self.draining = False  # SIGTERM: /readyz says no, so load balancers stop sending clients
         self.health = Health(self)

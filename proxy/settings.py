@@ -170,6 +170,16 @@ class ProxyConfig:
         "spread over new replicas after a scale-out; 0: no limit."))
     max_connection_age_jitter: float = field(default=0.2, metadata=_opt(
         "Each connection's age limit is shortened by a random fraction up to this, so reconnections spread."))
+    encryption_key_store: str = field(default="", metadata=_opt(
+        "Record encryption: the local key store file holding each tenant's key-encryption keys (created on first "
+        "use, mode 0600; for tests and small setups: back it up, and give every replica the same file). "
+        "Required when any tenant has encryption topics.", metavar="PATH"))
+    encryption_data_key_max_age_seconds: float = field(default=3600.0, metadata=_opt(
+        "Record encryption: a topic's data key is replaced after this long."))
+    encryption_data_key_max_records: int = field(default=1 << 24, metadata=_opt(
+        "Record encryption: a topic's data key is replaced after sealing this many records."))
+    encryption_key_cache_seconds: float = field(default=600.0, metadata=_opt(
+        "Record encryption: how long an unwrapped data key is kept in memory for reading."))
     probe_tenants: list[str] = field(default_factory=list, metadata=_opt(
         "Tenants to probe end to end: the proxy produces and consumes through its own listener as a "
         "hidden user of each, and exports availability and latency (comma-separated)."))

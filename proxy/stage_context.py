@@ -25,6 +25,7 @@ from tenantry.proxy.stats import TenantStats
 from tenantry.proxy.throttler import Throttler
 from tenantry.proxy.traffic import TrafficMeter
 from tenantry.tenants.acls import Acls
+from tenantry.tenants.envelope import Envelopes
 from tenantry.tenants.quotas import Meters
 from tenantry.tenants.registry import Registry, Tenant
 
@@ -52,6 +53,7 @@ class StageContext(Protocol):
     fetch_sessions: FetchSessionOwners
     denials: DenialLog
     acl_view: ConnectionAcls | None  # this connection's user as its tenant's ACLs see it (set by authorization)
+    envelopes: Envelopes | None  # record encryption's keys, if the proxy has a key store
 
     @property
     def closed(self) -> bool: ...

@@ -107,6 +107,9 @@ class TenantStats:
         self.connections_aged_out = 0
         self.authentications: defaultdict[tuple[str, str], int] = defaultdict(int)  # (mechanism, result)
         self.authorization_failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # (api, resource type)
+        self.records_sealed = 0  # record encryption: records sealed on produce, opened on fetch
+        self.records_opened = 0
+        self.encryption_failures: defaultdict[str, int] = defaultdict(int)  # by what failed: seal, open
         self.client_ids = CappedLabels(label_limit) if label_limit else None
         self.topics = CappedLabels(label_limit) if label_limit else None
 

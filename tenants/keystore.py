@@ -48,18 +48,23 @@ class KeyStore(Protocol):
     def rotate(self, tenant_id: str) -> str:
         """Make a new current KEK for the tenant; returns its id. Old KEKs still unwrap."""
 
+    def hash_key(self, tenant_id: str) -> bytes:
+        """The tenant's key for keyed hashes of record keys (made on first use). It never rotates: a new
+        one would give every record key a second hash, and a compacted topic two records per key."""
+
 
 def _aad(tenant_id: str, kek_id: str) -> bytes:
     return f"tenantry-kek\0{tenant_id}\0{kek_id}".encode()
 
 
 class LocalKeyStore:
-    """KEKs in a JSON file: ``{"tenants": {id: {"current": kek_id, "keys": {kek_id: base64}}}}``."""
+    """KEKs in a JSON file: ``{"tenants": {id: {"current": kek_id, "keys": {kek_id: base64}, "hash_key": base64}}}``."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._keys: dict[str, dict[str, bytes]] = {}
         self._current: dict[str, str] = {}
+        self._hash_keys: dict[str, bytes] = {}
         self._load()
 
     # -- the file ---------------------------------------------------------------------------------------
@@ -74,12 +79,16 @@ class LocalKeyStore:
             for tenant_id, entry in data["tenants"].items():
                 self._keys[tenant_id] = {k: base64.b64decode(v) for k, v in entry["keys"].items()}
                 self._current[tenant_id] = entry["current"]
+                if "hash_key" in entry:
+                    self._hash_keys[tenant_id] = base64.b64decode(entry["hash_key"])
         except (KeyError, TypeError, ValueError) as exc:
             raise KeyStoreError(f"{self.path}: not a key store file ({exc})") from None
 
     def _save(self) -> None:
         data = {"tenants": {t: {"current": self._current[t],
-                                "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()}}
+                                "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+                                **({"hash_key": base64.b64encode(self._hash_keys[t]).decode()}
+                                   if t in self._hash_keys else {})}
                             for t, keys in self._keys.items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
@@ -94,26 +103,35 @@ class LocalKeyStore:
             os.unlink(tmp)
             raise
 
-    def _locked_change(self, tenant_id: str) -> str:
-        """Add a new KEK for the tenant under the file's lock (re-reading it first); returns its id."""
+    def _reload(self) -> None:
+        self._keys.clear()
+        self._current.clear()
+        self._hash_keys.clear()
+        self._load()
+
+    def _locked_change(self, tenant_id: str, rotate: bool) -> str:
+        """Under the file's lock (re-reading it first), give the tenant a KEK if it has none, or a new one
+        if `rotate`, and a hash key if it has none; returns its current KEK id."""
         lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._keys.clear()
-            self._current.clear()
-            self._load()
-            kek_id = secrets.token_hex(8)
-            self._keys.setdefault(tenant_id, {})[kek_id] = secrets.token_bytes(KEY_BYTES)
-            self._current[tenant_id] = kek_id
-            self._save()
-        return kek_id
+            self._reload()
+            changed = rotate or tenant_id not in self._current or tenant_id not in self._hash_keys
+            if rotate or tenant_id not in self._current:
+                kek_id = secrets.token_hex(8)
+                self._keys.setdefault(tenant_id, {})[kek_id] = secrets.token_bytes(KEY_BYTES)
+                self._current[tenant_id] = kek_id
+            self._hash_keys.setdefault(tenant_id, secrets.token_bytes(KEY_BYTES))
+            if changed:
+                self._save()
+        return self._current[tenant_id]
 
     # -- the interface ----------------------------------------------------------------------------------
     def wrap(self, tenant_id: str, data_key: bytes) -> WrappedKey:
         kek_id = self._current.get(tenant_id)
         if kek_id is None:
-            kek_id = self._locked_change(tenant_id)
+            kek_id = self._locked_change(tenant_id, rotate=False)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = AESGCM(self._keys[tenant_id][kek_id]).encrypt(nonce, data_key, _aad(tenant_id, kek_id))
         return WrappedKey(kek_id, nonce + sealed)
@@ -121,9 +139,7 @@ class LocalKeyStore:
     def unwrap(self, tenant_id: str, wrapped: WrappedKey) -> bytes:
         kek = self._keys.get(tenant_id, {}).get(wrapped.kek_id)
         if kek is None:
-            self._keys.clear()
-            self._current.clear()
-            self._load()  # another process may have rotated since
+            self._reload()  # another process may have rotated since
             kek = self._keys.get(tenant_id, {}).get(wrapped.kek_id)
         if kek is None:
             raise KeyStoreError(f"tenant {tenant_id}: no key-encryption key {wrapped.kek_id!r}")
@@ -134,4 +150,9 @@ class LocalKeyStore:
             raise KeyStoreError(f"tenant {tenant_id}: a data key under {wrapped.kek_id!r} does not unwrap") from None
 
     def rotate(self, tenant_id: str) -> str:
-        return self._locked_change(tenant_id)
+        return self._locked_change(tenant_id, rotate=True)
+
+    def hash_key(self, tenant_id: str) -> bytes:
+        if tenant_id not in self._hash_keys:
+            self._locked_change(tenant_id, rotate=False)
+        return self._hash_keys[tenant_id]

@@ -18,6 +18,7 @@ from tenantry.tenants.credentials import (
     PlainCredential,
     ScramCredential,
 )
+from tenantry.tenants.encryption_policy import EncryptionPolicy, EncryptionPolicyError
 from tenantry.tenants.limits import LimitError, Limits
 from tenantry.tenants.naming import Namespace
 from tenantry.tenants.quotas import QuotaError, QuotaSpec
@@ -29,7 +30,7 @@ _USER = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 #: so no tenant's user can pass for one.
 PROBE_USER_PREFIX = "tenantry:probe:"
 TENANT_KEYS = ("id", "prefix", "users", "allow_auto_create_topics", "quotas", "limits", "authorization",
-               "admin_users", "acls")
+               "admin_users", "acls", "encryption")
 #: "open": every user of a tenant may do everything in it; "acls": its admin users may, the others only
 #: what the tenant's ACLs allow (see :mod:`tenantry.tenants.acls`).
 AUTHORIZATION_MODES = ("open", "acls")
@@ -58,6 +59,7 @@ class Tenant:
     authorization: str = "open"
     admin_users: frozenset[str] = frozenset()
     acls: Acls = field(default_factory=Acls)
+    encryption: EncryptionPolicy = field(default_factory=EncryptionPolicy)
 
     @property
     def namespace(self) -> Namespace:
@@ -193,7 +195,12 @@ def _tenant_from_dict(entry: dict[str, Any], defaults: dict[str, Any]) -> Tenant
         if name not in users:
             raise RegistryError(f"tenant {tenant_id} quotas: user {name} is not a user of this tenant")
     authorization, admins, acls = _authorization_from_dict(tenant_id, entry)
-    return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits, authorization, admins, acls)
+    try:
+        encryption = EncryptionPolicy.from_dict(f"tenant {tenant_id} encryption", entry.get("encryption", {}))
+    except EncryptionPolicyError as exc:
+        raise RegistryError(str(exc)) from None
+    return Tenant(tenant_id, prefix, users, allow, quotas, user_quotas, limits, authorization, admins, acls,
+                  encryption)
 
 
 def _authorization_from_dict(tenant_id: str, entry: dict[str, Any]) -> tuple[str, frozenset[str], Acls]:
@@ -254,6 +261,8 @@ def _tenant_to_dict(tenant: Tenant) -> dict[str, Any]:
         out["admin_users"] = sorted(tenant.admin_users)
     if tenant.acls.bindings:
         out["acls"] = tenant.acls.to_config()
+    if tenant.encryption:
+        out["encryption"] = tenant.encryption.to_dict()
     out["users"] = [{"name": u.name, "credentials": {m: c.to_dict() for m, c in u.credentials.items()}}
                     for u in tenant.users.values()]
     return out

@@ -12,7 +12,7 @@ so the response is dropped and the connection closed rather than leak it (:class
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,11 +91,12 @@ class Rewriter:
 
     # -- requests ---------------------------------------------------------------------------------
     def request(self, frame: memoryview, header: RequestHeader, ids_looked_up: bool = False,
-                scanned: list[Ref] | None = None) -> tuple[list[Chunk], RequestContext]:
+                scanned: list[Ref] | None = None, edits: Sequence[tuple[Ref, Any]] = ()) -> tuple[list[Chunk],
+                                                                                                   RequestContext]:
         """The frame (without size prefix) to send upstream; its correlation id is renumbered later.
 
         `scanned`: refs an earlier stage found in this frame, for a superset of TENANT_REQUEST (then the
-        request is not walked again).
+        request is not walked again); `edits`: new values for some of them (sealed records), spliced in too.
 
         Raises UnknownTopicIds when the request names ids never seen, unless they were just looked up
         (then an id still unknown does not exist, or is not the tenant's: it is swapped out).
@@ -109,6 +110,7 @@ class Rewriter:
         head = self._header(frame, header)
         handler = REQUEST_HOOKS.get(key)
         if handler is not None:
+            assert not edits, "edits are spliced into scanned requests only"
             cls = REQUESTS[key]
             # Brokers ignore bytes after the known fields, and some clients send them (librdkafka's
             # all-topics Metadata v13 has three): keep them, unread, after the rewritten fields.
@@ -121,6 +123,7 @@ class Rewriter:
                                                         TENANT_REQUEST)
         changes = [(r, new) for r in refs
                    if r.entity in TENANT_REQUEST and (new := self._inbound(r.entity, r.value, ctx)) != r.value]
+        changes += edits
         self._raise_unknown(ctx)
         return [head, *splice(frame, changes, header.body_offset)], ctx
 

@@ -25,7 +25,7 @@ def _rewrite(ex: Exchange, ctx: StageContext, ids_looked_up: bool) -> Outcome | 
     assert ex.header is not None
     try:
         ex.parts, ex.rewrite = ctx.rewriter.request(ex.frame, ex.header, ids_looked_up=ids_looked_up,
-                                                    scanned=ex.scanned)
+                                                    scanned=ex.scanned, edits=ex.edits)
     except Refusal as refused:
         return Answer(refused.response)
     except UnknownTopicIds as unknown:

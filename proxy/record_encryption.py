@@ -1,0 +1,173 @@
+"""Records of a tenant's encrypted topics, sealed on their way to the broker and opened on their way back.
+
+Each record is rewritten inside its batch (see :mod:`tenantry.protocol.batches`, which keeps every header
+field a producer or a read_committed consumer depends on) as:
+
+- **value**: an envelope (:mod:`tenantry.tenants.envelope`) sealing the record's original key, value and
+  headers, bound to the tenant and the topic;
+- **key**: null stays null; any other key becomes its HMAC-SHA256 under the tenant's hash key and the
+  topic. Equal keys stay equal, so compaction and the broker's view of ordering hold, but the key itself
+  is not there;
+- **headers**: one, ``tenantry.encryption`` (value ``v1``), which says the record is sealed. It is the only
+  header name left visible. A record with it, or whose value starts as an envelope does, is opened or
+  refused: a sealed record whose marker was tampered with is not passed on as if it were plaintext.
+
+Timestamps, offsets, producer ids, sequences and the transactional and control bits stay as they were.
+Batches are sent to the broker compressed with the producer's codec, and to consumers uncompressed:
+an envelope does not compress, so the opened batch is no larger than the stored one, and a fetch is
+spared the CPU of compressing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tenantry.protocol.batches import (
+    Batch,
+    BatchError,
+    batches,
+    encode_varint,
+    fields_start,
+    read_blob,
+    read_varint,
+    rebuild,
+    records_of,
+)
+from tenantry.protocol.compression import Codec
+from tenantry.tenants.encryption_policy import EncryptionPolicy
+from tenantry.tenants.envelope import MAGIC, DecryptError, Envelopes
+from tenantry.proxy.settings import ProxyConfig
+from tenantry.tenants.keystore import KeyStoreError, LocalKeyStore
+from tenantry.tenants.registry import Registry
+
+MARKER = b"tenantry.encryption"
+MARKER_VERSION = b"v1"
+_MARKER_HEADERS = (encode_varint(1) + encode_varint(len(MARKER)) + MARKER + encode_varint(len(MARKER_VERSION))
+                   + MARKER_VERSION)
+_NULL = encode_varint(-1)
+#: The most a batch may decompress to in the proxy: far above any batch a producer's batch.size makes,
+#: and a bound on what a 1 MB batch that decompresses to gigabytes can cost.
+MAX_OPENED_BATCH = 64 * 1024 * 1024
+
+
+class EncryptError(Exception):
+    """Records that cannot be sealed (a malformed batch, the key store unavailable): never sent in plaintext."""
+
+    def __init__(self, message: str, malformed: bool) -> None:
+        super().__init__(message)
+        self.malformed = malformed  # the client's batch is at fault, rather than the key store
+
+
+class RecordCipher:
+    """Seals and opens the records fields of one tenant's Produce and Fetch payloads."""
+
+    def __init__(self, envelopes: Envelopes, tenant_id: str) -> None:
+        self.envelopes = envelopes
+        self.tenant_id = tenant_id
+        self.records = 0  # sealed or opened, for the metrics
+
+    def seal(self, topic: str, records: memoryview) -> bytes:
+        """The records field with every record sealed; EncryptError if it cannot be."""
+        found, end = batches(records)
+        if end != len(records):
+            raise EncryptError("a Produce batch is truncated or lies about its length", malformed=True)
+        out: list[bytes | memoryview] = []
+        try:
+            for batch in found:
+                if batch.magic < 2:
+                    raise EncryptError("a legacy (magic 0 or 1) message set cannot be encrypted", malformed=True)
+                out.append(batch.data if batch.is_control else self._seal_batch(topic, batch))
+        except (BatchError, IndexError) as exc:
+            raise EncryptError(f"a Produce batch is malformed: {exc or 'a record overruns it'}", malformed=True) from None
+        except KeyStoreError as exc:
+            raise EncryptError(f"the key store cannot wrap a data key: {exc}", malformed=False) from None
+        return b"".join(out)
+
+    def _seal_batch(self, topic: str, batch: Batch) -> bytes:
+        envelopes, tenant_id = self.envelopes, self.tenant_id
+        hash_prefix = topic.encode() + b"\0"
+        sealed: list[bytes | memoryview] = []
+        for record in records_of(batch, MAX_OPENED_BATCH):
+            start = fields_start(record)
+            key_start, key_end, _ = read_blob(record, start)
+            if key_start < 0:
+                key = _NULL
+            else:
+                token = envelopes.keyed_hash(tenant_id, hash_prefix + record[key_start:key_end])
+                key = encode_varint(len(token)) + token
+            envelope = envelopes.seal(tenant_id, topic, record[start:])
+            sealed.append(b"".join((record[:start], key, encode_varint(len(envelope)), envelope, _MARKER_HEADERS)))
+        self.records += len(sealed)
+        return rebuild(batch, sealed, batch.codec)
+
+    def open(self, topic: str, records: memoryview) -> bytes | None:
+        """The records field with every sealed record opened (None if none was: keep the original); a
+        truncated last batch is left out, as a client would drop it. DecryptError if a record cannot be
+        opened: its bytes are never passed on."""
+        found, _ = batches(records)
+        out: list[bytes | memoryview] = []
+        changed = False
+        try:
+            for batch in found:
+                opened = None if batch.magic < 2 or batch.is_control else self._open_batch(topic, batch)
+                changed |= opened is not None
+                out.append(batch.data if opened is None else opened)
+        except (BatchError, IndexError) as exc:
+            raise DecryptError(f"a stored batch is malformed: {exc or 'a record overruns it'}") from None
+        return b"".join(out) if changed or sum(len(b.data) for b in found) != len(records) else None
+
+    def _open_batch(self, topic: str, batch: Batch) -> bytes | None:
+        envelopes, tenant_id = self.envelopes, self.tenant_id
+        opened: list[bytes | memoryview] = []
+        changed = False
+        for record in records_of(batch, MAX_OPENED_BATCH):
+            start = fields_start(record)
+            _, _, at = read_blob(record, start)  # the key: a hash, or null
+            value_start, value_end, at = read_blob(record, at)
+            if not _is_sealed(record, at) and record[value_start:value_start + len(MAGIC)] != MAGIC:
+                opened.append(record)  # written in plaintext (before encryption was turned on)
+                continue
+            if value_start < 0:
+                raise DecryptError("a sealed record has no value")
+            parcel = envelopes.open(tenant_id, topic, record[value_start:value_end])
+            opened.append(bytes(record[:start]) + parcel)
+            self.records += 1
+            changed = True
+        return rebuild(batch, opened, Codec.NONE) if changed else None
+
+
+def _is_sealed(record: memoryview, headers_at: int) -> bool:
+    count, at = read_varint(record, headers_at)
+    if count != 1:
+        return False
+    name_start, name_end, _ = read_blob(record, at)
+    return record[name_start:name_end] == MARKER
+
+
+def any_opened(policy: EncryptionPolicy, topics: Iterable[str]) -> bool:
+    return any(policy.opens(topic) for topic in topics)
+
+
+def envelopes_for(config: ProxyConfig) -> Envelopes | None:
+    """The proxy's envelopes, over its key store (None if no key store is set); KeyStoreError if unreadable."""
+    if not config.encryption_key_store:
+        return None
+    return Envelopes(LocalKeyStore(Path(config.encryption_key_store)),
+                     max_age=config.encryption_data_key_max_age_seconds,
+                     max_records=config.encryption_data_key_max_records,
+                     cache_seconds=config.encryption_key_cache_seconds)
+
+
+def setup_problems(config: ProxyConfig, registry: Registry) -> list[str]:
+    """Why these tenants cannot run with this config's encryption settings: fail closed, never in plaintext."""
+    encrypting = sorted(t.id for t in registry.tenants.values() if t.encryption)
+    if encrypting and not config.encryption_key_store:
+        return [f"encryption_key_store: not set, but tenant {', '.join(encrypting)} has encryption topics; "
+                "their records would have no key to be sealed with"]
+    if config.encryption_key_store:
+        try:
+            LocalKeyStore(Path(config.encryption_key_store))
+        except KeyStoreError as exc:
+            return [f"encryption_key_store: {exc}"]
+    return []
