@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenantry.protocol.scanner import SCANNER
-from tenantry.proxy import cli_config, cli_tenants
+from tenantry.proxy import cli_config, cli_encryption, cli_tenants
 from tenantry.proxy.config import (
     ConfigError,
     ProxyConfig,
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
                         help="or the proxy's config file, to read metrics_listen from (env TENANTRY_CONFIG)")
     cli_tenants.add_parsers(sub)
+    cli_encryption.add_parsers(sub)
     cli_config.add_parsers(sub)
     return parser
 
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_config.run(args)
     if args.command == "reload":
         return _reload(args)
+    if args.command == "encryption":
+        return cli_encryption.run(args)
     return cli_tenants.run(args)
 
 

@@ -138,3 +138,22 @@ def replace_acls(data: dict[str, Any], tenant_id: str, acls: list[dict[str, str]
         tenant["acls"] = acls
     else:
         tenant.pop("acls", None)
+
+
+def set_encryption(data: dict[str, Any], tenant_id: str, globs: list[str], enable: bool) -> str:
+    """Seal (enable) or stop sealing (disable) a tenant's records on topics matching `globs`. Disabled globs
+    stay in read_topics, so records sealed before remain readable. Returns a summary of the table now."""
+    if not globs:
+        raise RegistryError("give at least one topic name or glob")
+    tenant = _find_tenant(data, tenant_id)
+    table = tenant.get("encryption", {})
+    topics = [g for g in table.get("topics", []) if g not in globs]
+    read_topics = [g for g in table.get("read_topics", []) if g not in globs]
+    (topics if enable else read_topics).extend(globs)
+    new = {**({"topics": topics} if topics else {}), **({"read_topics": read_topics} if read_topics else {})}
+    if new:
+        tenant["encryption"] = new
+    else:
+        tenant.pop("encryption", None)
+    return (f"encrypted topics: {', '.join(topics) or 'none'}; "
+            f"opened only (encryption turned off): {', '.join(read_topics) or 'none'}")

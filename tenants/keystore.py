@@ -68,7 +68,15 @@ class LocalKeyStore:
         self._load()
 
     # -- the file ---------------------------------------------------------------------------------------
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_ino
+
     def _load(self) -> None:
+        self._loaded = self._stamp()
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -112,6 +120,12 @@ class LocalKeyStore:
     def _locked_change(self, tenant_id: str, rotate: bool) -> str:
         """Under the file's lock (re-reading it first), give the tenant a KEK if it has none, or a new one
         if `rotate`, and a hash key if it has none; returns its current KEK id."""
+        try:
+            return self._change_under_lock(tenant_id, rotate)
+        except OSError as exc:
+            raise KeyStoreError(f"{self.path}: cannot write the key store ({exc})") from None
+
+    def _change_under_lock(self, tenant_id: str, rotate: bool) -> str:
         lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a") as lock:
@@ -129,6 +143,8 @@ class LocalKeyStore:
 
     # -- the interface ----------------------------------------------------------------------------------
     def wrap(self, tenant_id: str, data_key: bytes) -> WrappedKey:
+        if self._stamp() != self._loaded:  # rotated by another process (`tenantry encryption rotate`)
+            self._reload()
         kek_id = self._current.get(tenant_id)
         if kek_id is None:
             kek_id = self._locked_change(tenant_id, rotate=False)
