@@ -131,6 +131,7 @@ class FakeServer:
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
         self.denials = DenialLog()
+        self.envelopes = None  # no record encryption unless a test gives it a key store
         self.api_table = dict(PROXY_VERSIONS)
         self.broker_versions = None
         self.broker_open = asyncio.Event()  # the test says when the broker connection is up

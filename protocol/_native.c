@@ -597,6 +597,111 @@ static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
     return PyByteArray_FromStringAndSize(NULL, size);
 }
 
+/* Record batches (record encryption only): the parts of every record of a decompressed v2 records
+ * section, as tenantry.protocol.batches.record_spans_in_python finds them, which stays the reference. */
+
+/* A zigzag varint of up to 10 bytes at *pos (records' lengths, deltas and counts); -1 with DecodeError set. */
+static int read_varlong(const uint8_t *b, int64_t *pos, int64_t end, int64_t *value) {
+    uint64_t raw = 0;
+    int shift = 0;
+    for (;;) {
+        if (*pos >= end) return fail("the batch holds fewer records than it counts");
+        uint8_t byte = b[(*pos)++];
+        raw |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) break;
+        shift += 7;
+        if (shift > 63) return fail("a varint longer than 10 bytes");
+    }
+    *value = (int64_t)(raw >> 1) ^ -(int64_t)(raw & 1);
+    return 0;
+}
+
+/* A key, value or header part: (start, end) or (-1, -1) for null; -1 with DecodeError set. */
+static int read_part(const uint8_t *b, int64_t *pos, int64_t limit, int64_t *start, int64_t *end) {
+    int64_t length;
+    if (read_varlong(b, pos, limit, &length) < 0) return -1;
+    if (length < 0) {
+        *start = *end = -1;
+        return 0;
+    }
+    if (length > limit - *pos) return fail("a record field overruns its record");
+    *start = *pos;
+    *pos += length;
+    *end = *pos;
+    return 0;
+}
+
+static PyObject *record_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "record_spans(buf, count)");
+        return NULL;
+    }
+    long long count = PyLong_AsLongLong(args[1]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = view.buf;
+    int64_t end = view.len, pos = 0;
+    PyObject *out = NULL;
+    if (count < 0) {
+        fail("a negative record count");
+        goto done;
+    }
+    out = PyList_New(0);  /* grown record by record: a lying count cannot make us allocate */
+    if (out == NULL) goto done;
+    for (long long i = 0; i < count; i++) {
+        int64_t length, value, fields, key_start, key_end, value_start, value_end, headers, header_count;
+        if (read_varlong(b, &pos, end, &length) < 0) goto bad;
+        if (length < 0 || length > end - pos) {
+            fail("a record's length overruns its batch");
+            goto bad;
+        }
+        int64_t start = pos, record_end = pos + length, at = pos + 1;  /* after the attributes byte */
+        if (read_varlong(b, &at, end, &value) < 0 || read_varlong(b, &at, end, &value) < 0) goto bad;
+        fields = at;
+        if (read_part(b, &at, record_end, &key_start, &key_end) < 0) goto bad;
+        if (read_part(b, &at, record_end, &value_start, &value_end) < 0) goto bad;
+        headers = at;
+        if (read_varlong(b, &at, end, &header_count) < 0) goto bad;
+        if (header_count < 0) {
+            fail("a negative header count");
+            goto bad;
+        }
+        for (int64_t h = 0; h < header_count; h++) {
+            int64_t s0, e0;
+            if (read_part(b, &at, record_end, &s0, &e0) < 0) goto bad;
+            if (s0 < 0) {
+                fail("a header without a name");
+                goto bad;
+            }
+            if (read_part(b, &at, record_end, &s0, &e0) < 0) goto bad;
+        }
+        if (at != record_end) {
+            fail("a record's fields do not end where its length says");
+            goto bad;
+        }
+        PyObject *spans = Py_BuildValue("(LLLLLLLL)", (long long)start, (long long)fields, (long long)key_start,
+                                        (long long)key_end, (long long)value_start, (long long)value_end,
+                                        (long long)headers, (long long)record_end);
+        if (spans == NULL || PyList_Append(out, spans) < 0) {
+            Py_XDECREF(spans);
+            goto bad;
+        }
+        Py_DECREF(spans);
+        pos = record_end;
+    }
+    if (pos != end) {
+        fail("the batch holds more bytes than its records");
+        goto bad;
+    }
+    goto done;
+bad:
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"peek_request_header", peek_request_header, METH_O,
      "peek_request_header(frame) -> (api_key, api_version, correlation_id)."},
@@ -610,6 +715,8 @@ static PyMethodDef methods[] = {
      "uninitialized_bytearray(size) -> bytearray of size bytes, not zeroed."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
+    {"record_spans", (PyCFunction)(void (*)(void))record_spans, METH_FASTCALL,
+     "record_spans(buf, count) -> [(start, fields, key_start, key_end, value_start, value_end, headers, end)]."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(Ref, TagSpan, uuid.UUID, uuid.SafeUUID.unknown): the types the scanner builds."},
     {NULL, NULL, 0, NULL},

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from crc32c import crc32c
 
 from tenantry.protocol.compression import Codec, CompressionError, codec_of, compress, decompress
+from tenantry.protocol.errors import DecodeError
+from tenantry.protocol.native import NATIVE
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = _HEADER.size  # 61
@@ -80,26 +82,65 @@ def batches(records: memoryview) -> tuple[list[Batch], int]:
     return out, pos
 
 
-def records_of(batch: Batch, limit: int) -> list[memoryview]:
-    """Each record of a v2 batch, without its length prefix; BatchError if the batch lies about itself."""
+def open_records(batch: Batch, limit: int) -> memoryview:
+    """A v2 batch's records section, decompressed; BatchError if its CRC or its compression is bad."""
     if batch.magic < 2:
         raise BatchError("a legacy message set has no v2 records")
     stored = (struct.unpack_from(">I", batch.data, _CRC_AT))[0]
     if crc32c(batch.data[_ATTRIBUTES_AT:]) != stored:
         raise BatchError("the batch's CRC-32C does not match its contents")
     try:
-        data = memoryview(decompress(batch.codec, batch.data[HEADER_SIZE:], limit))
+        return memoryview(decompress(batch.codec, batch.data[HEADER_SIZE:], limit))
     except CompressionError as exc:
         raise BatchError(str(exc)) from None
-    out: list[memoryview] = []
+
+
+#: Where a record's parts are in its batch's records section: (start, fields, key_start, key_end,
+#: value_start, value_end, headers, end). `start` is after the record's length prefix and `end` is
+#: start + length; `fields` is where the key's length starts (after the attributes, timestamp delta and
+#: offset delta); key and value are (-1, -1) when null; `headers` is where the header count starts.
+Spans = tuple[int, int, int, int, int, int, int, int]
+
+
+def record_spans(data: memoryview, count: int) -> list[Spans]:
+    """Every record of a decompressed records section, walked to its last header: BatchError unless there are
+    exactly `count` records, each as long as it says, with nothing after them (what a broker checks)."""
+    if NATIVE is not None:
+        try:
+            return NATIVE.record_spans(data, count)  # type: ignore[no-any-return]
+        except DecodeError as exc:
+            raise BatchError(str(exc)) from None
+    return record_spans_in_python(data, count)
+
+
+def record_spans_in_python(data: memoryview, count: int) -> list[Spans]:
+    """:func:`record_spans` in Python: the reference."""
+    out: list[Spans] = []
     pos, end = 0, len(data)
+    if count < 0:
+        raise BatchError("a negative record count")
     try:
-        for _ in range(batch.count):
+        for _ in range(count):
             length, pos = read_varint(data, pos)
-            if length < 0 or pos + length > end:
+            record_end = pos + length
+            if length < 0 or record_end > end:
                 raise BatchError("a record's length overruns its batch")
-            out.append(data[pos:pos + length])
-            pos += length
+            _, at = read_varint(data, pos + 1)  # after the attributes byte: timestamp delta, offset delta
+            _, fields = read_varint(data, at)
+            key_start, key_end, at = _blob(data, fields, record_end)
+            value_start, value_end, headers = _blob(data, at, record_end)
+            header_count, at = read_varint(data, headers)
+            if header_count < 0:
+                raise BatchError("a negative header count")
+            for _ in range(header_count):
+                name_start, _, at = _blob(data, at, record_end)
+                if name_start < 0:
+                    raise BatchError("a header without a name")
+                _, _, at = _blob(data, at, record_end)
+            if at != record_end:
+                raise BatchError("a record's fields do not end where its length says")
+            out.append((pos, fields, key_start, key_end, value_start, value_end, headers, record_end))
+            pos = record_end
     except IndexError:
         raise BatchError("the batch holds fewer records than it counts") from None
     if pos != end:
@@ -107,13 +148,19 @@ def records_of(batch: Batch, limit: int) -> list[memoryview]:
     return out
 
 
-def rebuild(batch: Batch, records: list[bytes | memoryview], codec: Codec) -> bytes:
-    """The batch with these records (as many as before), compressed with `codec`, its length and CRC new."""
-    assert len(records) == batch.count
-    parts: list[bytes | memoryview] = []
-    for record in records:
-        parts += (encode_varint(len(record)), record)
-    body = compress(codec, b"".join(parts))
+def _blob(data: memoryview, pos: int, limit: int) -> tuple[int, int, int]:
+    length, pos = read_varint(data, pos)
+    if length < 0:
+        return -1, -1, pos
+    if pos + length > limit:
+        raise BatchError("a record field overruns its record")
+    return pos, pos + length, pos + length
+
+
+def rebuild(batch: Batch, records: bytes, codec: Codec) -> bytes:
+    """The batch with this records section (as many records as before, each with its length prefix),
+    compressed with `codec`, its length and CRC new."""
+    body = compress(codec, records)
     head = bytearray(batch.data[:HEADER_SIZE])
     struct.pack_into(">i", head, 8, HEADER_SIZE - LOG_OVERHEAD + len(body))
     attributes = (batch.attributes & ~0x07) | codec
@@ -135,6 +182,7 @@ def read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
         pos += 1
         raw |= (byte & 0x7F) << shift
         if not byte & 0x80:
+            raw &= 0xFFFF_FFFF_FFFF_FFFF  # a tenth byte's high bits fall off, as in Java's (and the C reader's)
             return (raw >> 1) ^ -(raw & 1), pos
         shift += 7
         if shift > 63:
@@ -145,6 +193,8 @@ def encode_varint(value: int) -> bytes:
     raw = (value << 1) ^ (value >> 63)
     if 0 <= raw < 0x80:
         return _SMALL[raw]
+    if 0 <= raw < 0x4000:  # two bytes: most record and value lengths
+        return bytes(((raw & 0x7F) | 0x80, raw >> 7))
     out = bytearray()
     while raw >= 0x80:
         out.append((raw & 0x7F) | 0x80)
@@ -154,21 +204,3 @@ def encode_varint(value: int) -> bytes:
 
 
 _SMALL = [bytes([n]) for n in range(0x80)]
-
-
-def fields_start(record: memoryview) -> int:
-    """Where a record's key length starts: after its attributes, timestamp delta and offset delta."""
-    _, pos = read_varint(record, 1)
-    _, pos = read_varint(record, pos)
-    return pos
-
-
-def read_blob(record: memoryview, pos: int) -> tuple[int, int, int]:
-    """A key, value or header part at `pos`: its content's start and end ((-1, -1) for null), and the
-    position after it. BatchError if its length overruns the record."""
-    length, pos = read_varint(record, pos)
-    if length < 0:
-        return -1, -1, pos
-    if pos + length > len(record):
-        raise BatchError("a record field overruns its record")
-    return pos, pos + length, pos + length

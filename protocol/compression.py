@@ -91,13 +91,14 @@ def _snappy_decompress(data: Buffer, limit: int) -> bytes:
 
 
 def _lz4_compress(data: Buffer) -> bytes:
-    return lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB, block_linked=False,
-                              content_checksum=False, compression_level=0)
+    packed: bytes = lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB, block_linked=False,
+                                       content_checksum=False, compression_level=0)
+    return packed
 
 
 def _lz4_decompress(data: Buffer, limit: int) -> bytes:
     unpacker = lz4.frame.LZ4FrameDecompressor()
-    out = unpacker.decompress(data, max_length=limit + 1)
+    out: bytes = unpacker.decompress(data, max_length=limit + 1)
     if not unpacker.eof:
         raise CompressionError("lz4 records truncated" if len(out) <= limit else _too_large(limit))
     return out

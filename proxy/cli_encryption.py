@@ -90,7 +90,7 @@ def _key_store_path(data: dict[str, Any]) -> Path | None:
 def _require_key_store(data: dict[str, Any], given: str | None, path: Path) -> None:
     """Encryption without a key store would stop the proxy from starting: set one, or say how."""
     if given:
-        table = data["proxy"] if "proxy" in data else data
+        table = data.get("proxy", data)
         table["encryption_key_store"] = str(Path(given).absolute())
     elif _key_store_path(data) is None:
         raise StoreError(f"{path}: no encryption_key_store is set; give --key-store PATH (a file the proxy keeps "

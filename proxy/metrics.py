@@ -130,11 +130,6 @@ class ProxyCollector(Collector):
                  "of the claimed user if it exists, else tenant=\"\".", labels=["tenant", "mechanism", "result"])
         denied = c("tenantry_authorization_failures", "Requests (or items of them) the tenant's ACLs refused.",
                    labels=["tenant", "api", "resource_type"])
-        sealed = c("tenantry_encrypted_records", "Records of encrypted topics sealed on produce (direction=seal) "
-                   "and opened on fetch (direction=open).", labels=["tenant", "direction"])
-        crypt_failed = c("tenantry_encryption_failures", "Produce requests whose records could not be sealed "
-                         "(direction=seal, refused) and fetched partitions whose records could not be opened "
-                         "(direction=open, answered CORRUPT_MESSAGE).", labels=["tenant", "direction"])
         for tenant_id, t in stats.tenants.items():
             bytes_in.add_metric([tenant_id], t.bytes_in)
             bytes_out.add_metric([tenant_id], t.bytes_out)
@@ -157,13 +152,9 @@ class ProxyCollector(Collector):
                 auth.add_metric([tenant_id, mechanism, result], n)
             for (api, resource_type), n in t.authorization_failures.items():
                 denied.add_metric([tenant_id, api, resource_type], n)
-            if t.records_sealed or t.records_opened or t.encryption_failures:
-                sealed.add_metric([tenant_id, "seal"], t.records_sealed)
-                sealed.add_metric([tenant_id, "open"], t.records_opened)
-                for direction in ("seal", "open"):
-                    crypt_failed.add_metric([tenant_id, direction], t.encryption_failures.get(direction, 0))
         yield from (bytes_in, bytes_out, records, requests, errors, latency, throttle, throttled, opened, closed,
-                    refused, aged, auth, denied, sealed, crypt_failed)
+                    refused, aged, auth, denied)
+        yield from _encryption(stats)
         if stats.label_limit:
             yield from self._labelled(stats)
         yield self._api_latency(stats)
@@ -280,3 +271,19 @@ def build_registry(view: MetricsView) -> CollectorRegistry:
 def render(view: MetricsView) -> bytes:
     """The Prometheus text for a view; safe to call from a worker thread."""
     return generate_latest(build_registry(view))
+
+
+def _encryption(stats: Stats) -> Iterator[Metric]:
+    """Record encryption's counters, for the tenants that have sealed or opened a record."""
+    sealed = CounterMetricFamily("tenantry_encrypted_records", "Records of encrypted topics sealed on produce "
+                                 "(direction=seal) and opened on fetch (direction=open).", labels=["tenant", "direction"])
+    failed = CounterMetricFamily("tenantry_encryption_failures", "Produce requests whose records could not be "
+                                 "sealed (direction=seal: refused) and fetched partitions whose records could not be "
+                                 "opened (direction=open: answered CORRUPT_MESSAGE).", labels=["tenant", "direction"])
+    for tenant_id, t in stats.tenants.items():
+        if t.records_sealed or t.records_opened or t.encryption_failures:
+            sealed.add_metric([tenant_id, "seal"], t.records_sealed)
+            sealed.add_metric([tenant_id, "open"], t.records_opened)
+            for direction in ("seal", "open"):
+                failed.add_metric([tenant_id, direction], t.encryption_failures.get(direction, 0))
+    yield from (sealed, failed)

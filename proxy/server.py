@@ -35,9 +35,9 @@ from tenantry.proxy.oauth_keys import token_checks
 from tenantry.proxy.prelogin import PreLoginLimits
 from tenantry.proxy.probe import Probe
 from tenantry.proxy.quota_book import QuotaBook
+from tenantry.proxy.record_encryption import envelopes_for
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.sni import BrokerNames
-from tenantry.proxy.record_encryption import envelopes_for
 from tenantry.proxy.stats import BOOTSTRAP, Stats
 from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner

@@ -61,7 +61,8 @@ class EncryptionPolicy:
             raise EncryptionPolicyError(f"{where}: a table with topics and read_topics")
         unknown = set(entry) - set(ENCRYPTION_KEYS)
         if unknown:
-            raise EncryptionPolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {', '.join(ENCRYPTION_KEYS)}")
+            raise EncryptionPolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}; "
+                                        f"known: {', '.join(ENCRYPTION_KEYS)}")
         lists = []
         for key in ENCRYPTION_KEYS:
             globs = entry.get(key, [])

@@ -54,26 +54,32 @@ class Envelopes:
     _unwrapped: dict[tuple[str, bytes], tuple[AESGCM, float]] = field(default_factory=dict)
     _hash_keys: dict[str, bytes] = field(default_factory=dict)
 
-    def _data_key(self, tenant_id: str, topic: str) -> _DataKey:
+    def sealing_key(self, tenant_id: str, topic: str, count: int) -> tuple[_DataKey, int]:
+        """The topic's data key with `count` nonces reserved, and the first of them: a new key if the current
+        one is too old or has too few records left."""
         now = self.clock()
         current = self._current.get((tenant_id, topic))
-        if current is None or current.records >= self.max_records or now - current.created >= self.max_age:
+        if (current is None or current.records + count > self.max_records
+                or now - current.created >= self.max_age):
             key = secrets.token_bytes(KEY_BYTES)
             wrapped = self.keys.wrap(tenant_id, key)
             kek_id = wrapped.kek_id.encode()
             head = _HEAD.pack(MAGIC, len(kek_id)) + kek_id + struct.pack(">H", len(wrapped.blob)) + wrapped.blob
             current = _DataKey(AESGCM(key), head, _aad(tenant_id, topic, head), now, secrets.token_bytes(4))
             self._current[(tenant_id, topic)] = current
-        return current
+        first = current.records + 1
+        current.records += count
+        return current, first
 
     def seal(self, tenant_id: str, topic: str, plaintext: bytes | memoryview) -> bytes:
         """MAGIC, the wrapped data key (KEK id and blob), a nonce and the AES-GCM ciphertext with its tag."""
-        data_key = self._data_key(tenant_id, topic)
-        data_key.records += 1
-        nonce = data_key.salt + data_key.records.to_bytes(8, "big")
+        data_key, counter = self.sealing_key(tenant_id, topic, 1)
+        nonce = data_key.salt + counter.to_bytes(8, "big")
         return data_key.head + nonce + data_key.aead.encrypt(nonce, plaintext, data_key.aad)
 
-    def open(self, tenant_id: str, topic: str, envelope: bytes | memoryview) -> bytes:
+    def opening_key(self, tenant_id: str, topic: str, envelope: bytes | memoryview) -> tuple[int, AESGCM, bytes]:
+        """How long the envelope's head is (MAGIC and the wrapped key; the nonce follows it), the data key it
+        names, unwrapped, and the associated data to open it with; DecryptError if it names none."""
         try:
             magic, id_length = _HEAD.unpack_from(envelope)
             at = _HEAD.size
@@ -83,14 +89,16 @@ class Envelopes:
             at += 2
             blob = bytes(envelope[at:at + blob_length])
             at += blob_length
-            head, nonce, sealed = envelope[:at], envelope[at:at + NONCE_BYTES], envelope[at + NONCE_BYTES:]
         except (struct.error, UnicodeDecodeError) as exc:
             raise DecryptError(f"not an envelope ({exc})") from None
-        if magic != MAGIC or len(blob) != blob_length or len(nonce) != NONCE_BYTES:
+        if magic != MAGIC or len(blob) != blob_length or len(envelope) < at + NONCE_BYTES:
             raise DecryptError("not an envelope of this version, or truncated")
-        aead = self._unwrap(tenant_id, WrappedKey(kek_id, blob))
+        return at, self._unwrap(tenant_id, WrappedKey(kek_id, blob)), _aad(tenant_id, topic, envelope[:at])
+
+    def open(self, tenant_id: str, topic: str, envelope: bytes | memoryview) -> bytes:
+        at, aead, aad = self.opening_key(tenant_id, topic, envelope)
         try:
-            return aead.decrypt(nonce, sealed, _aad(tenant_id, topic, head))
+            return aead.decrypt(envelope[at:at + NONCE_BYTES], envelope[at + NONCE_BYTES:], aad)
         except InvalidTag:
             raise DecryptError(f"record of {topic!r} fails authentication (tampered, or another topic's)") from None
 

@@ -21,15 +21,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tenantry.localkafka import KafkaBroker
 from tenantry.localkafka.broker import free_port
 
-from .conftest import GROUP_PROTOCOLS, TENANT_USERS, RunningProxy, client_config, start_proxy, stop_checked, unique
-from .conftest import write_tenants
+from .conftest import (
+    GROUP_PROTOCOLS,
+    TENANT_USERS,
+    RunningProxy,
+    client_config,
+    start_proxy,
+    stop_checked,
+    unique,
+    write_tenants,
+)
 from .test_java_client import run_java
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from aiokafka.record._crecords import DefaultRecordBatch, DefaultRecordBatchBuil
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tenantry.protocol.batches import BatchError, batches, records_of
+from tenantry.protocol.batches import BatchError, batches, open_records, record_spans
 from tenantry.protocol.compression import Codec
 from tenantry.proxy.record_encryption import MARKER, EncryptError, RecordCipher
 from tenantry.tenants.encryption_policy import EncryptionPolicy
@@ -137,8 +137,8 @@ def test_a_sealed_record_whose_marker_was_damaged_is_still_opened_not_passed_on(
 def test_a_batch_that_decompresses_beyond_the_bound_is_refused():
     data = build([(None, b"\0" * 2_000_000, [])], Codec.ZSTD)
     [batch], _ = batches(memoryview(data))
-    with pytest.raises(BatchError, match="larger than|more than"):
-        records_of(batch, 1_000_000)
+    with pytest.raises(BatchError, match=r"larger than|more than"):
+        record_spans(open_records(batch, 1_000_000), batch.count)
 
 
 def test_policy_globs():
@@ -164,3 +164,42 @@ def test_any_batches_round_trip(cipher, spec):
     before, after = read(original), read(opened)
     assert [fields(b) for b in before] == [fields(b) for b in after]
     assert [contents(b) for b in before] == [contents(b) for b in after]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record, min_size=1, max_size=8), st.data())
+def test_the_c_record_walk_agrees_with_the_python_reference(records, data):
+    """The same spans for a valid records section, and the same verdict for a damaged one (truncated, a byte
+    changed, bytes inserted, a wrong count)."""
+    from tenantry.protocol.batches import record_spans_in_python
+    from tenantry.protocol.native import NATIVE
+
+    assert NATIVE is not None, "make test builds the C extension"
+    [batch], _ = batches(memoryview(build(records)))
+    section = bytes(open_records(batch, 1 << 20))
+    count = batch.count
+    damage = data.draw(st.sampled_from(["none", "truncate", "flip", "insert", "count"]))
+    if damage == "truncate":
+        section = section[:data.draw(st.integers(0, len(section) - 1))]
+    elif damage == "flip":
+        at = data.draw(st.integers(0, len(section) - 1))
+        section = section[:at] + bytes([section[at] ^ data.draw(st.integers(1, 255))]) + section[at + 1:]
+    elif damage == "insert":
+        at = data.draw(st.integers(0, len(section)))
+        section = section[:at] + data.draw(st.binary(min_size=1, max_size=12)) + section[at:]
+    elif damage == "count":
+        count = data.draw(st.integers(-2, count + 3).filter(lambda n: n != batch.count))
+
+    def walk(fn):
+        try:
+            return fn(memoryview(section), count)
+        except BatchError:
+            return "refused"
+    from tenantry.protocol.errors import DecodeError
+
+    def native(view, n):
+        try:
+            return NATIVE.record_spans(view, n)
+        except DecodeError:
+            raise BatchError("refused") from None
+    assert walk(native) == walk(record_spans_in_python)

@@ -80,6 +80,7 @@ class FakeContext:
         self.quotas = QuotaBook(self.config, self.clock)
         self.fetch_sessions = FetchSessionOwners()
         self.denials = DenialLog()
+        self.envelopes = None  # no record encryption unless a test gives it a key store
         self.acl_view = None
         self.closed = False
         self.topic_ids = TopicIds()
