@@ -276,7 +276,8 @@ def render(view: MetricsView) -> bytes:
 def _encryption(stats: Stats) -> Iterator[Metric]:
     """Record encryption's counters, for the tenants that have sealed or opened a record."""
     sealed = CounterMetricFamily("tenantry_encrypted_records", "Records of encrypted topics sealed on produce "
-                                 "(direction=seal) and opened on fetch (direction=open).", labels=["tenant", "direction"])
+                                 "(direction=seal) and opened on fetch (direction=open).",
+                                 labels=["tenant", "direction"])
     failed = CounterMetricFamily("tenantry_encryption_failures", "Produce requests whose records could not be "
                                  "sealed (direction=seal: refused) and fetched partitions whose records could not be "
                                  "opened (direction=open: answered CORRUPT_MESSAGE).", labels=["tenant", "direction"])
