@@ -15,7 +15,9 @@ import asyncio
 import cProfile
 import pstats
 import sys
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 import uvloop
@@ -36,7 +38,10 @@ from tenantry.protocol.messages.produce_response import (
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST, Addresses, RequestContext, Rewriter
+from tenantry.proxy.record_encryption import RecordCipher
 from tenantry.proxy.rewrite.topic_ids import TopicIds
+from tenantry.tenants.envelope import Envelopes
+from tenantry.tenants.keystore import LocalKeyStore
 from tenantry.tenants.naming import Namespace
 
 VERSION = 9
@@ -44,9 +49,9 @@ FETCH_VERSION = 12
 REPEATS = 7
 
 
-def produce(acks: int = 1) -> ProduceRequest:
+def produce(acks: int = 1, records: bytes | None = None) -> ProduceRequest:
     return ProduceRequest(acks=acks, timeout_ms=30_000, topic_data=[TopicProduceData(
-        name="orders", partition_data=[PartitionProduceData(index=0, records=record_batch(16, 100))])])
+        name="orders", partition_data=[PartitionProduceData(index=0, records=records or record_batch(16, 100))])])
 
 
 def produce_response(topic: str) -> ProduceResponse:
@@ -115,21 +120,35 @@ def fetch() -> FetchRequest:
         topic="orders", partitions=[FetchPartition(partition=0, fetch_offset=42, partition_max_bytes=1 << 20)])])
 
 
-def fetch_response(topic: str) -> FetchResponse:
+def fetch_response(topic: str, records: bytes | None = None) -> FetchResponse:
     return FetchResponse(responses=[FetchableTopicResponse(topic=topic, partitions=[
-        PartitionData(partition_index=0, high_watermark=58, records=record_batch(16, 100))])])
+        PartitionData(partition_index=0, high_watermark=58, records=records or record_batch(16, 100))])])
 
 
-async def _round_trips(tenants: bool, n: int, acls: bool = False, fetching: bool = False) -> float:
-    server = FakeServer(tenants, acme(authorization="acls", acls=ACLS) if acls else None)
+#: Encrypted rows: one batch of 16 records of 1 KiB, as Kafka's ProducerPerformance sends them.
+ENCRYPTED_BATCH = record_batch(16, 1024)
+
+
+async def _round_trips(tenants: bool, n: int, acls: bool = False, fetching: bool = False,
+                       encrypted: bool = False) -> float:
+    registry = acme(authorization="acls", acls=ACLS) if acls else None
+    if encrypted:
+        registry = acme(encryption={"topics": ["orders"]})
+    server = FakeServer(tenants, registry)
+    sealed = None
+    if encrypted:
+        store = Path(tempfile.mkdtemp(prefix="tenantry-micro-")) / "keys.json"
+        server.envelopes = Envelopes(LocalKeyStore(store))
+        sealed = RecordCipher(server.envelopes, "acme").seal("orders", memoryview(ENCRYPTED_BATCH))
     server.broker_open.set()
     conn, transport = connect(server)
     if tenants:
         send(conn, frame(SaslHandshakeRequest(mechanism="PLAIN"), 1, 1)
              + frame(SaslAuthenticateRequest(auth_bytes=b"\0alice\0secret"), 2, 2))
-    request = frame(fetch(), FETCH_VERSION, 3) if fetching else frame(produce(), VERSION, 3)
+    request = (frame(fetch(), FETCH_VERSION, 3) if fetching
+               else frame(produce(records=ENCRYPTED_BATCH if encrypted else None), VERSION, 3))
     topic = "acme.orders" if tenants else "orders"
-    response = fetch_response(topic) if fetching else produce_response(topic)
+    response = fetch_response(topic, sealed) if fetching else produce_response(topic)
     # correlation id, tagged fields
     answer = memoryview(b"\x00\x00\x00\x63\x00" + encode(response, FETCH_VERSION if fetching else VERSION))
     for _ in range(200):  # logged in, broker connection open
@@ -152,8 +171,8 @@ async def _round_trips(tenants: bool, n: int, acls: bool = False, fetching: bool
     return min(runs)
 
 
-def round_trip(tenants: bool, acls: bool = False, fetching: bool = False) -> float:
-    return uvloop.run(_round_trips(tenants, 5000, acls, fetching))
+def round_trip(tenants: bool, acls: bool = False, fetching: bool = False, encrypted: bool = False) -> float:
+    return uvloop.run(_round_trips(tenants, 1000 if encrypted else 5000, acls, fetching, encrypted))
 
 
 def calls_per_round_trip() -> float:
@@ -180,6 +199,9 @@ def main() -> int:
         ("round trip, tenant user checked against ACLs: Produce", round_trip(True, acls=True)),
         ("round trip, tenant: Fetch (1 partition, 16 records)", round_trip(True, fetching=True)),
         ("round trip, tenant user checked against ACLs: Fetch", round_trip(True, acls=True, fetching=True)),
+        ("round trip, tenant, encrypted topic: Produce (16 records of 1 KiB)", round_trip(True, encrypted=True)),
+        ("round trip, tenant, encrypted topic: Fetch (16 records of 1 KiB)",
+         round_trip(True, fetching=True, encrypted=True)),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'operation':{width}}  µs CPU per op (best of {REPEATS})")

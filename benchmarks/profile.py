@@ -1,6 +1,6 @@
 """Where the proxy spends its CPU under the ceiling load, as users run it: py-spy on a tenant-mode proxy.
 
-    python -m benchmarks.profile [--transparent] [--native] [--records N] [--top N]
+    python -m benchmarks.profile [--transparent | --encrypted] [--native] [--records N] [--top N]
 
 Starts the local broker and one proxy, warms it up, then samples the proxy with py-spy while Kafka's
 ProducerPerformance and ConsumerPerformance run through it (1 KiB records, acks=all, as the ceiling
@@ -88,6 +88,7 @@ def report(what: str, raw: Path | None, user_s: float, system_s: float, mb: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transparent", action="store_true", help="profile transparent mode, not tenant mode")
+    parser.add_argument("--encrypted", action="store_true", help="tenant mode with record encryption on every topic")
     parser.add_argument("--native", action="store_true", help="include C frames (uvloop, libc)")
     parser.add_argument("--no-spy", dest="spy", action="store_false",
                         help="only the CPU figures (py-spy's sampling itself costs the proxy CPU)")
@@ -105,7 +106,11 @@ def main() -> None:
                                                                 mechanism="SCRAM-SHA-512", auto_create=True)
         login = None if args.transparent else kafka_tools.sasl_config(work / "login.properties", "t0000-u0",
                                                                       BENCH_PASSWORD)
-        with bench.proxy(tenants=tenants) as proxy:
+        flags: tuple[str, ...] = ()
+        if args.encrypted and tenants is not None:
+            tenants["tenants"][0]["encryption"] = {"topics": ["*"]}
+            flags = ("--encryption-key-store", str(work / "keys.json"))
+        with bench.proxy(*flags, tenants=tenants) as proxy:
             kafka_tools.produce(version, proxy.bootstrap, "warm", 100_000, config=login)
             mb = args.records * 1024 / 1e6
             for what, run in (("produce", lambda: kafka_tools.produce(version, proxy.bootstrap, "profiled",

@@ -17,6 +17,12 @@ import matplotlib.pyplot as plt
 TARGETS = (
     ("produce vs direct, tenant mode", ("ceiling", "ratio_produce"), 0.90, True),
     ("consume vs direct, tenant mode", ("ceiling", "ratio_consume"), 0.90, True),
+    ("produce vs direct, tenant mode, records encrypted", ("ceiling", "ratio_produce_encrypted"), 0.70, True),
+    ("consume vs direct, tenant mode, records encrypted", ("ceiling", "ratio_consume_encrypted"), 0.70, True),
+    ("proxy CPU per GB produced, encrypted, over Kroxylicious record encryption's",
+     ("ceiling", "cpu_vs_kroxylicious_enc_produce"), 1.0, False),
+    ("proxy CPU per GB consumed, encrypted, over Kroxylicious record encryption's",
+     ("ceiling", "cpu_vs_kroxylicious_enc_consume"), 1.0, False),
     ("proxy CPU s per GB produced, tenant mode", ("ceiling", "cpu_s_per_gb_produce"), 2.5, False),
     ("proxy CPU s per GB consumed, tenant mode", ("ceiling", "cpu_s_per_gb_consume"), 0.7, False),
     ("p99 added at 50% load, tenant mode, end to end (ms)", ("latency", "p99_added_at_50"), 1.0, False),
@@ -35,6 +41,10 @@ def derived(results: dict[str, Any]) -> None:
             cpu = ceiling.get(f"{kind}_proxy", {}).get("proxy_cpu_s_per_gb")
             if cpu is not None:
                 ceiling[f"cpu_s_per_gb_{kind}"] = cpu
+            ours = ceiling.get(f"{kind}_encrypted", {}).get("proxy_cpu_s_per_gb")
+            theirs = ceiling.get(f"{kind}_kroxylicious_enc", {}).get("proxy_cpu_s_per_gb")
+            if ours is not None and theirs:
+                ceiling[f"cpu_vs_kroxylicious_enc_{kind}"] = ours / theirs
     latency = results.get("latency")
     if latency:
         at_50 = next((p for p in latency["points"] if p["load"] == 0.5), None)
@@ -156,10 +166,11 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
             each = [r["mb_per_sec"] for r in runs.get(key, [])]
             spread = f" ({min(each):.0f} to {max(each):.0f})" if len(each) > 1 else ""
             return f"{ceiling[key]['mb_per_sec']:.1f}{spread}"
-        columns = [side for side in ("proxy", "transparent", "kroxylicious", "kroxylicious_mt")
-                   if f"produce_{side}" in ceiling]
-        names = {"proxy": "tenant mode", "transparent": "transparent", "kroxylicious": "Kroxylicious",
-                 "kroxylicious_mt": "Kroxylicious multi-tenant"}
+        columns = [side for side in ("proxy", "encrypted", "transparent", "kroxylicious", "kroxylicious_mt",
+                                     "kroxylicious_enc") if f"produce_{side}" in ceiling]
+        names = {"proxy": "tenant mode", "encrypted": "tenant mode, encrypted", "transparent": "transparent",
+                 "kroxylicious": "Kroxylicious", "kroxylicious_mt": "Kroxylicious multi-tenant",
+                 "kroxylicious_enc": "Kroxylicious record encryption"}
 
         def cpu(key: str) -> str:
             value = ceiling[key].get("proxy_cpu_s_per_gb")
@@ -171,11 +182,13 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
         header = ("", "direct MB/s", *(h for side in columns for h in (
             f"{names[side]} MB/s", "ratio", "CPU s/GB")))
         parts += ["## Ceiling", "", f"{ceiling['records']} records of 1 KiB per run, acks=all, in mirrored order "
-                  "(direct, tenant mode, transparent, transparent, tenant mode, direct); CPU s/GB is the proxy "
+                  "(direct, tenant mode, encrypted, transparent, transparent, encrypted, tenant mode, direct); "
+                  "encrypted is tenant mode with record encryption on for every topic; CPU s/GB is the proxy "
                   "process's CPU seconds per GB moved; each "
                   "side's median over its runs (lowest to highest in brackets)"
-                  + (f"; Kroxylicious {KROXYLICIOUS} in pass-through, and with its multi-tenant filter (names "
-                     "prefixed per virtual cluster, no logins), each after its own warm-up." if peer else "."), "",
+                  + (f"; Kroxylicious {KROXYLICIOUS} in pass-through, with its multi-tenant filter (names "
+                     "prefixed per virtual cluster, no logins) and with its record-encryption filter (every topic, "
+                     "in-memory KMS), each after its own warm-up." if peer else "."), "",
                   table(header, rows), ""]
     latency = results.get("latency")
     if latency:
