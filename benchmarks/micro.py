@@ -17,8 +17,8 @@ import pstats
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import uvloop
 
@@ -37,8 +37,8 @@ from tenantry.protocol.messages.produce_response import (
 )
 from tenantry.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from tenantry.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
-from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST, Addresses, RequestContext, Rewriter
 from tenantry.proxy.record_encryption import RecordCipher
+from tenantry.proxy.rewrite.rewriter import TENANT_REQUEST, Addresses, RequestContext, Rewriter
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.tenants.envelope import Envelopes
 from tenantry.tenants.keystore import LocalKeyStore

@@ -631,6 +631,69 @@ static int read_part(const uint8_t *b, int64_t *pos, int64_t limit, int64_t *sta
     return 0;
 }
 
+/* One record's parts, as record_spans reports them. */
+typedef struct {
+    int64_t start, fields, key_start, key_end, value_start, value_end, headers, end;
+} Spans;
+
+/* Every record of a records section: *out (PyMem) holds `count` Spans; -1 with DecodeError set. */
+static int parse_spans(const uint8_t *b, int64_t end, long long count, Spans **out) {
+    *out = NULL;
+    if (count < 0) return fail("a negative record count");
+    if (count > end) return fail("the batch holds fewer records than it counts");  /* a record is >= 1 byte */
+    Spans *spans = PyMem_Malloc(sizeof(Spans) * (size_t)(count ? count : 1));
+    if (spans == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int64_t pos = 0;
+    for (long long i = 0; i < count; i++) {
+        Spans *r = &spans[i];
+        int64_t length, value, header_count;
+        if (read_varlong(b, &pos, end, &length) < 0) goto bad;
+        if (length < 0 || length > end - pos) {
+            fail("a record's length overruns its batch");
+            goto bad;
+        }
+        r->start = pos;
+        r->end = pos + length;
+        int64_t at = pos + 1;  /* after the attributes byte: timestamp delta, offset delta */
+        if (read_varlong(b, &at, end, &value) < 0 || read_varlong(b, &at, end, &value) < 0) goto bad;
+        r->fields = at;
+        if (read_part(b, &at, r->end, &r->key_start, &r->key_end) < 0) goto bad;
+        if (read_part(b, &at, r->end, &r->value_start, &r->value_end) < 0) goto bad;
+        r->headers = at;
+        if (read_varlong(b, &at, end, &header_count) < 0) goto bad;
+        if (header_count < 0) {
+            fail("a negative header count");
+            goto bad;
+        }
+        for (int64_t h = 0; h < header_count; h++) {
+            int64_t s0, e0;
+            if (read_part(b, &at, r->end, &s0, &e0) < 0) goto bad;
+            if (s0 < 0) {
+                fail("a header without a name");
+                goto bad;
+            }
+            if (read_part(b, &at, r->end, &s0, &e0) < 0) goto bad;
+        }
+        if (at != r->end) {
+            fail("a record's fields do not end where its length says");
+            goto bad;
+        }
+        pos = r->end;
+    }
+    if (pos != end) {
+        fail("the batch holds more bytes than its records");
+        goto bad;
+    }
+    *out = spans;
+    return 0;
+bad:
+    PyMem_Free(spans);
+    return -1;
+}
+
 static PyObject *record_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "record_spans(buf, count)");
@@ -640,64 +703,250 @@ static PyObject *record_spans(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (count == -1 && PyErr_Occurred()) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
-    const uint8_t *b = view.buf;
-    int64_t end = view.len, pos = 0;
+    Spans *spans;
     PyObject *out = NULL;
-    if (count < 0) {
-        fail("a negative record count");
-        goto done;
+    if (parse_spans(view.buf, view.len, count, &spans) == 0) {
+        out = PyList_New((Py_ssize_t)count);
+        for (long long i = 0; out != NULL && i < count; i++) {
+            Spans *r = &spans[i];
+            PyObject *t = Py_BuildValue("(LLLLLLLL)", (long long)r->start, (long long)r->fields,
+                                        (long long)r->key_start, (long long)r->key_end, (long long)r->value_start,
+                                        (long long)r->value_end, (long long)r->headers, (long long)r->end);
+            if (t == NULL) Py_CLEAR(out);
+            else PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+        }
+        PyMem_Free(spans);
     }
-    out = PyList_New(0);  /* grown record by record: a lying count cannot make us allocate */
-    if (out == NULL) goto done;
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* Zigzag varint writing, as the records use it. */
+static int varint_size(int64_t value) {
+    uint64_t raw = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    int n = 1;
+    while (raw >= 0x80) {
+        raw >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *out, int64_t value) {
+    uint64_t raw = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    while (raw >= 0x80) {
+        *out++ = (uint8_t)((raw & 0x7F) | 0x80);
+        raw >>= 7;
+    }
+    *out++ = (uint8_t)raw;
+    return out;
+}
+
+/* A bytes object of the callable's result, checked to be `size` bytes (-1: any); NULL with an error set. */
+static PyObject *called_bytes(PyObject *result, Py_ssize_t size, const char *what) {
+    if (result == NULL) return NULL;
+    if (!PyBytes_Check(result) || (size >= 0 && PyBytes_GET_SIZE(result) != size)) {
+        PyErr_Format(PyExc_ValueError, "%s returned the wrong type or size", what);
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+#define NONCE_BYTES 12
+#define TAG_BYTES 16
+#define TOKEN_BYTES 32
+
+/* seal_section(data, count, encrypt, token, head, salt, counter, aad, marker) -> bytes: see
+ * tenantry.protocol.sealing.seal_section_in_python, the reference, for what each record becomes. */
+static PyObject *seal_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9 || !PyBytes_Check(args[4]) || !PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) != 4 ||
+        !PyBytes_Check(args[7]) || !PyBytes_Check(args[8])) {
+        PyErr_SetString(PyExc_TypeError, "seal_section(data, count, encrypt, token, head: bytes, salt: 4 bytes, "
+                                         "counter, aad: bytes, marker: bytes)");
+        return NULL;
+    }
+    long long count = PyLong_AsLongLong(args[1]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    unsigned long long counter = PyLong_AsUnsignedLongLong(args[6]);
+    if (counter == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    PyObject *encrypt = args[2], *token = args[3], *head = args[4], *aad = args[7], *marker = args[8];
+    const char *salt = PyBytes_AS_STRING(args[5]);
+    Py_ssize_t head_len = PyBytes_GET_SIZE(head), marker_len = PyBytes_GET_SIZE(marker);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = view.buf;
+    Spans *spans = NULL;
+    PyObject *out = NULL, *data = NULL;
+    if (parse_spans(b, view.len, count, &spans) < 0) goto done;
+    /* The size of the result, exactly: a sealed value is its plaintext and the tag, after head and nonce. */
+    int64_t total = 0;
     for (long long i = 0; i < count; i++) {
-        int64_t length, value, fields, key_start, key_end, value_start, value_end, headers, header_count;
-        if (read_varlong(b, &pos, end, &length) < 0) goto bad;
-        if (length < 0 || length > end - pos) {
-            fail("a record's length overruns its batch");
+        Spans *r = &spans[i];
+        int64_t key = r->key_start < 0 ? 1 : 1 + TOKEN_BYTES;
+        int64_t value = head_len + NONCE_BYTES + (r->end - r->fields) + TAG_BYTES;
+        int64_t length = (r->fields - r->start) + key + varint_size(value) + value + marker_len;
+        total += varint_size(length) + length;
+    }
+    data = PyMemoryView_FromObject(args[0]);  /* sliced for the callables: no copies of the plaintext */
+    if (data == NULL || (out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total)) == NULL) goto done;
+    uint8_t *w = (uint8_t *)PyBytes_AS_STRING(out);
+    for (long long i = 0; i < count; i++, counter++) {
+        Spans *r = &spans[i];
+        uint8_t nonce_bytes[NONCE_BYTES];
+        memcpy(nonce_bytes, salt, 4);
+        for (int k = 0; k < 8; k++) nonce_bytes[4 + k] = (uint8_t)(counter >> (56 - 8 * k));
+        PyObject *nonce = PyBytes_FromStringAndSize((const char *)nonce_bytes, NONCE_BYTES);
+        PyObject *plain = nonce == NULL ? NULL : PySequence_GetSlice(data, r->fields, r->end);
+        PyObject *sealed = plain == NULL ? NULL : called_bytes(
+            PyObject_CallFunctionObjArgs(encrypt, nonce, plain, aad, NULL), r->end - r->fields + TAG_BYTES,
+            "encrypt");
+        Py_XDECREF(plain);
+        PyObject *tok = NULL;
+        if (sealed != NULL && r->key_start >= 0) {
+            PyObject *key = PySequence_GetSlice(data, r->key_start, r->key_end);
+            tok = key == NULL ? NULL : called_bytes(PyObject_CallOneArg(token, key), TOKEN_BYTES, "token");
+            Py_XDECREF(key);
+            if (tok == NULL) Py_CLEAR(sealed);
+        }
+        if (sealed == NULL) {
+            Py_XDECREF(nonce);
+            Py_CLEAR(out);
+            goto done;
+        }
+        int64_t key_size = tok == NULL ? 1 : 1 + TOKEN_BYTES;
+        int64_t value = head_len + NONCE_BYTES + PyBytes_GET_SIZE(sealed);
+        int64_t length = (r->fields - r->start) + key_size + varint_size(value) + value + marker_len;
+        w = put_varint(w, length);
+        memcpy(w, b + r->start, (size_t)(r->fields - r->start));
+        w += r->fields - r->start;
+        if (tok == NULL) {
+            w = put_varint(w, -1);
+        } else {
+            w = put_varint(w, TOKEN_BYTES);
+            memcpy(w, PyBytes_AS_STRING(tok), TOKEN_BYTES);
+            w += TOKEN_BYTES;
+        }
+        w = put_varint(w, value);
+        memcpy(w, PyBytes_AS_STRING(head), (size_t)head_len);
+        w += head_len;
+        memcpy(w, nonce_bytes, NONCE_BYTES);
+        w += NONCE_BYTES;
+        memcpy(w, PyBytes_AS_STRING(sealed), (size_t)PyBytes_GET_SIZE(sealed));
+        w += PyBytes_GET_SIZE(sealed);
+        memcpy(w, PyBytes_AS_STRING(marker), (size_t)marker_len);
+        w += marker_len;
+        Py_DECREF(nonce);
+        Py_DECREF(sealed);
+        Py_XDECREF(tok);
+    }
+done:
+    PyMem_Free(spans);
+    Py_XDECREF(data);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* open_section(data, count, key_for, marker, magic) -> bytes, or None if no record was sealed: see
+ * tenantry.protocol.sealing.open_section_in_python, the reference. An opened record is never longer than
+ * its sealed form, so the result fits in len(data) bytes. */
+static PyObject *open_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyBytes_Check(args[3]) || !PyBytes_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "open_section(data, count, key_for, marker: bytes, magic: bytes)");
+        return NULL;
+    }
+    long long count = PyLong_AsLongLong(args[1]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    PyObject *key_for = args[2];
+    const char *marker = PyBytes_AS_STRING(args[3]), *magic = PyBytes_AS_STRING(args[4]);
+    Py_ssize_t marker_len = PyBytes_GET_SIZE(args[3]), magic_len = PyBytes_GET_SIZE(args[4]);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *b = view.buf;
+    Spans *spans = NULL;
+    PyObject *out = NULL, *data = NULL, *head = NULL, *decrypt = NULL, *aad = NULL;
+    Py_ssize_t head_len = 0;
+    long long opened = 0;
+    if (parse_spans(b, view.len, count, &spans) < 0) goto done;
+    data = PyMemoryView_FromObject(args[0]);
+    if (data == NULL || (out = PyBytes_FromStringAndSize(NULL, view.len)) == NULL) goto done;
+    uint8_t *w = (uint8_t *)PyBytes_AS_STRING(out);
+    for (long long i = 0; i < count; i++) {
+        Spans *r = &spans[i];
+        int marked = r->end - r->headers == marker_len && memcmp(b + r->headers, marker, (size_t)marker_len) == 0;
+        int magical = r->value_start >= 0 && r->value_end - r->value_start >= magic_len &&
+                      memcmp(b + r->value_start, magic, (size_t)magic_len) == 0;
+        if (!marked && !magical) {  /* plaintext, written before encryption */
+            w = put_varint(w, r->end - r->start);
+            memcpy(w, b + r->start, (size_t)(r->end - r->start));
+            w += r->end - r->start;
+            continue;
+        }
+        if (r->value_start < 0) {
+            fail("a sealed record has no value");
             goto bad;
         }
-        int64_t start = pos, record_end = pos + length, at = pos + 1;  /* after the attributes byte */
-        if (read_varlong(b, &at, end, &value) < 0 || read_varlong(b, &at, end, &value) < 0) goto bad;
-        fields = at;
-        if (read_part(b, &at, record_end, &key_start, &key_end) < 0) goto bad;
-        if (read_part(b, &at, record_end, &value_start, &value_end) < 0) goto bad;
-        headers = at;
-        if (read_varlong(b, &at, end, &header_count) < 0) goto bad;
-        if (header_count < 0) {
-            fail("a negative header count");
-            goto bad;
-        }
-        for (int64_t h = 0; h < header_count; h++) {
-            int64_t s0, e0;
-            if (read_part(b, &at, record_end, &s0, &e0) < 0) goto bad;
-            if (s0 < 0) {
-                fail("a header without a name");
+        if (head == NULL || r->value_end - r->value_start < head_len ||
+            memcmp(b + r->value_start, PyBytes_AS_STRING(head), (size_t)head_len) != 0) {
+            PyObject *envelope = PySequence_GetSlice(data, r->value_start, r->value_end);
+            PyObject *found = envelope == NULL ? NULL : PyObject_CallOneArg(key_for, envelope);
+            Py_XDECREF(envelope);
+            if (found == NULL) goto bad;
+            Py_ssize_t length;
+            if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 ||
+                ((length = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 0))) == -1 && PyErr_Occurred())) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "key_for returned the wrong shape");
+                Py_DECREF(found);
                 goto bad;
             }
-            if (read_part(b, &at, record_end, &s0, &e0) < 0) goto bad;
+            if (length < 0 || length > r->value_end - r->value_start) {
+                Py_DECREF(found);
+                PyErr_SetString(PyExc_ValueError, "key_for returned a head longer than the envelope");
+                goto bad;
+            }
+            Py_XSETREF(head, PyBytes_FromStringAndSize((const char *)b + r->value_start, length));
+            Py_XSETREF(decrypt, Py_NewRef(PyTuple_GET_ITEM(found, 1)));
+            Py_XSETREF(aad, Py_NewRef(PyTuple_GET_ITEM(found, 2)));
+            Py_DECREF(found);
+            if (head == NULL) goto bad;
+            head_len = length;
         }
-        if (at != record_end) {
-            fail("a record's fields do not end where its length says");
+        if (r->value_end - r->value_start < head_len + NONCE_BYTES + TAG_BYTES) {
+            fail("a sealed record's value is shorter than an envelope");
             goto bad;
         }
-        PyObject *spans = Py_BuildValue("(LLLLLLLL)", (long long)start, (long long)fields, (long long)key_start,
-                                        (long long)key_end, (long long)value_start, (long long)value_end,
-                                        (long long)headers, (long long)record_end);
-        if (spans == NULL || PyList_Append(out, spans) < 0) {
-            Py_XDECREF(spans);
-            goto bad;
-        }
-        Py_DECREF(spans);
-        pos = record_end;
+        int64_t at = r->value_start + head_len;
+        PyObject *nonce = PySequence_GetSlice(data, at, at + NONCE_BYTES);
+        PyObject *sealed = nonce == NULL ? NULL : PySequence_GetSlice(data, at + NONCE_BYTES, r->value_end);
+        PyObject *parcel = sealed == NULL ? NULL : called_bytes(
+            PyObject_CallFunctionObjArgs(decrypt, nonce, sealed, aad, NULL),
+            r->value_end - at - NONCE_BYTES - TAG_BYTES, "decrypt");
+        Py_XDECREF(nonce);
+        Py_XDECREF(sealed);
+        if (parcel == NULL) goto bad;
+        Py_ssize_t size = PyBytes_GET_SIZE(parcel);
+        w = put_varint(w, (r->fields - r->start) + size);
+        memcpy(w, b + r->start, (size_t)(r->fields - r->start));
+        w += r->fields - r->start;
+        memcpy(w, PyBytes_AS_STRING(parcel), (size_t)size);
+        w += size;
+        Py_DECREF(parcel);
+        opened++;
     }
-    if (pos != end) {
-        fail("the batch holds more bytes than its records");
-        goto bad;
+    if (opened == 0) {
+        Py_SETREF(out, Py_NewRef(Py_None));
+        goto done;
     }
+    if (_PyBytes_Resize(&out, (Py_ssize_t)(w - (uint8_t *)PyBytes_AS_STRING(out))) < 0) goto done;
     goto done;
 bad:
     Py_CLEAR(out);
 done:
+    PyMem_Free(spans);
+    Py_XDECREF(data);
+    Py_XDECREF(head);
+    Py_XDECREF(decrypt);
+    Py_XDECREF(aad);
     PyBuffer_Release(&view);
     return out;
 }
@@ -715,6 +964,10 @@ static PyMethodDef methods[] = {
      "uninitialized_bytearray(size) -> bytearray of size bytes, not zeroed."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(code, consts, buf, pos) -> list of Ref: run a compiled scan program over buf[pos:]."},
+    {"seal_section", (PyCFunction)(void (*)(void))seal_section, METH_FASTCALL,
+     "seal_section(data, count, encrypt, token, head, salt, counter, aad, marker) -> bytes."},
+    {"open_section", (PyCFunction)(void (*)(void))open_section, METH_FASTCALL,
+     "open_section(data, count, key_for, marker, magic) -> bytes, or None if no record was sealed."},
     {"record_spans", (PyCFunction)(void (*)(void))record_spans, METH_FASTCALL,
      "record_spans(buf, count) -> [(start, fields, key_start, key_end, value_start, value_end, headers, end)]."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,

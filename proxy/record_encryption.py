@@ -20,25 +20,23 @@ spared the CPU of compressing again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from tenantry.protocol.batches import Batch, BatchError, batches, encode_varint, open_records, rebuild, record_spans
+from tenantry.protocol.batches import Batch, BatchError, batches, encode_varint, open_records, rebuild
 from tenantry.protocol.compression import Codec
+from tenantry.protocol.sealing import open_section, seal_section
 from tenantry.proxy.settings import ProxyConfig
-from tenantry.tenants.encryption_policy import EncryptionPolicy
 from tenantry.tenants.envelope import MAGIC, DecryptError, Envelopes
-from tenantry.tenants.keystore import NONCE_BYTES, KeyStoreError, LocalKeyStore
+from tenantry.tenants.keystore import KeyStoreError, LocalKeyStore
 from tenantry.tenants.registry import Registry
 
 MARKER = b"tenantry.encryption"
 MARKER_VERSION = b"v1"
 _MARKER_HEADERS = (encode_varint(1) + encode_varint(len(MARKER)) + MARKER + encode_varint(len(MARKER_VERSION))
                    + MARKER_VERSION)
-_NULL = encode_varint(-1)
-_TOKEN_LENGTH = encode_varint(32)  # a key's HMAC-SHA256
 #: The most a batch may decompress to in the proxy: far above any batch a producer's batch.size makes,
 #: and a bound on what a 1 MB batch that decompresses to gigabytes can cost.
 MAX_OPENED_BATCH = 64 * 1024 * 1024
@@ -53,10 +51,8 @@ class EncryptError(Exception):
 
 
 class RecordCipher:
-    """Seals and opens the records fields of one tenant's Produce and Fetch payloads.
-
-    The loops below run once per record of every encrypted batch: they take the record's parts from
-    :func:`record_spans` (C) and build the new records section as one list of slices, joined once."""
+    """Seals and opens the records fields of one tenant's Produce and Fetch payloads, batch by batch; the
+    record-by-record loops are :mod:`tenantry.protocol.sealing`'s (in C), given this tenant's keys."""
 
     def __init__(self, envelopes: Envelopes, tenant_id: str) -> None:
         self.envelopes = envelopes
@@ -82,26 +78,15 @@ class RecordCipher:
 
     def _seal_batch(self, topic: str, batch: Batch) -> bytes:
         data = open_records(batch, MAX_OPENED_BATCH)
-        spans = record_spans(data, batch.count)
-        data_key, counter = self.envelopes.sealing_key(self.tenant_id, topic, len(spans))
-        encrypt, head, aad, salt = data_key.aead.encrypt, data_key.head, data_key.aad, data_key.salt
+        data_key, counter = self.envelopes.sealing_key(self.tenant_id, topic, batch.count)
         keyed_hash, tenant_id, hash_prefix = self.envelopes.keyed_hash, self.tenant_id, topic.encode() + b"\0"
-        overhead = len(head) + NONCE_BYTES + len(_MARKER_HEADERS)
-        parts: list[bytes | memoryview] = []
-        for start, fields, key_start, key_end, _, _, _, end in spans:
-            nonce = salt + counter.to_bytes(8, "big")
-            counter += 1
-            sealed = encrypt(nonce, data[fields:end], aad)
-            if key_start < 0:
-                key = _NULL
-            else:
-                key = _TOKEN_LENGTH + keyed_hash(tenant_id, hash_prefix + data[key_start:key_end])
-            value_length = encode_varint(len(head) + NONCE_BYTES + len(sealed))
-            length = fields - start + len(key) + len(value_length) + overhead + len(sealed)
-            parts += (encode_varint(length), data[start:fields], key, value_length, head, nonce, sealed,
-                      _MARKER_HEADERS)
-        self.records += len(spans)
-        return rebuild(batch, b"".join(parts), batch.codec)
+
+        def token(key: memoryview) -> bytes:
+            return keyed_hash(tenant_id, hash_prefix + key)
+        section = seal_section(data, batch.count, data_key.aead.encrypt, token, data_key.head, data_key.salt,
+                               counter, data_key.aad, _MARKER_HEADERS)
+        self.records += batch.count
+        return rebuild(batch, section, batch.codec)
 
     def open(self, topic: str, records: memoryview) -> bytes | None:
         """The records field with every sealed record opened (None if none was: keep the original); a
@@ -122,36 +107,19 @@ class RecordCipher:
     def _open_batch(self, topic: str, batch: Batch) -> bytes | None:
         data = open_records(batch, MAX_OPENED_BATCH)
         opening_key, tenant_id = self.envelopes.opening_key, self.tenant_id
-        head: bytes | memoryview = b"\xff"  # the last envelope head seen, and what opens it
-        head_length, decrypt, aad = 0, None, b""
-        parts: list[bytes | memoryview] = []
-        opened = 0
-        for start, fields, _, _, value_start, value_end, headers, end in record_spans(data, batch.count):
-            if data[headers:end] != _MARKER_HEADERS and (
-                    value_start < 0 or data[value_start:value_start + len(MAGIC)] != MAGIC):
-                parts += (encode_varint(end - start), data[start:end])  # plaintext, written before encryption
-                continue
-            if value_start < 0:
-                raise DecryptError("a sealed record has no value")
-            if decrypt is None or data[value_start:value_start + head_length] != head:
-                head_length, aead, aad = opening_key(tenant_id, topic, data[value_start:value_end])
-                head, decrypt = bytes(data[value_start:value_start + head_length]), aead.decrypt
-            at = value_start + head_length
-            try:
-                parcel = decrypt(data[at:at + NONCE_BYTES], data[at + NONCE_BYTES:value_end], aad)
-            except InvalidTag:
-                raise DecryptError(f"a record of {topic!r} fails authentication (tampered, or moved from another "
-                                   "topic)") from None
-            parts += (encode_varint(fields - start + len(parcel)), data[start:fields], parcel)
-            opened += 1
-        if not opened:
+
+        def key_for(envelope: memoryview) -> tuple[int, Any, bytes]:
+            head_length, aead, aad = opening_key(tenant_id, topic, envelope)
+            return head_length, aead.decrypt, aad
+        try:
+            section = open_section(data, batch.count, key_for, _MARKER_HEADERS, MAGIC)
+        except (InvalidTag, ValueError):
+            raise DecryptError(f"a record of {topic!r} fails authentication (tampered, or moved from another "
+                               "topic)") from None
+        if section is None:
             return None
-        self.records += opened
-        return rebuild(batch, b"".join(parts), Codec.NONE)
-
-
-def any_opened(policy: EncryptionPolicy, topics: Iterable[str]) -> bool:
-    return any(policy.opens(topic) for topic in topics)
+        self.records += batch.count  # (at most: records written in plaintext are among them)
+        return rebuild(batch, section, Codec.NONE)
 
 
 def envelopes_for(config: ProxyConfig) -> Envelopes | None:
