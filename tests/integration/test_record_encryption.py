@@ -17,16 +17,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tenantry.localkafka import KafkaBroker
 from tenantry.localkafka.broker import free_port
+from tenantry.protocol.errors import ErrorCode
+from tenantry.protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 
 from .conftest import (
     GROUP_PROTOCOLS,
@@ -38,6 +41,8 @@ from .conftest import (
     unique,
     write_tenants,
 )
+from .rawclient import call
+from .test_hostile_tenant import login
 from .test_java_client import run_java
 
 pytestmark = pytest.mark.integration
@@ -218,6 +223,18 @@ def test_another_tenant_reads_nothing_of_it(encrypting, kafka):
         assert f"acme.{topic}" not in bob_consumer.list_topics(timeout=10).topics
     finally:
         bob_consumer.close()
+    # Nor by the topic's id, read from the broker: UNKNOWN_TOPIC_ID and no records.
+    broker = AdminClient({"bootstrap.servers": kafka.bootstrap})  # held until its futures resolve
+    described = broker.describe_topics(TopicCollection([f"acme.{topic}"]))
+    raw_id = next(iter(described.values())).result(30).topic_id
+    topic_id = uuid.UUID(int=((raw_id.get_most_significant_bits() & (2**64 - 1)) << 64)
+                         | (raw_id.get_least_significant_bits() & (2**64 - 1)))
+    fetch = FetchRequest(max_wait_ms=100, min_bytes=1, max_bytes=1_000_000, topics=[FetchTopic(
+        topic_id=topic_id, partitions=[FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1_000_000)])])
+    with login(encrypting.proxy, "bea") as sock:  # bea: globex, as bob, with PLAIN
+        [answer] = call(sock, fetch, 13, corr=9).responses
+    assert [p.error_code for p in answer.partitions] == [ErrorCode.UNKNOWN_TOPIC_ID]
+    assert not answer.partitions[0].records
     # And the cluster's operators, reading the raw topic, get ciphertext.
     assert not holds_plaintext(on_broker(kafka, f"acme.{topic}", len(sent)), needles(sent))
 
