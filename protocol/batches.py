@@ -27,6 +27,7 @@ from crc32c import crc32c
 from tenantry.protocol.compression import Codec, CompressionError, codec_of, compress, decompress
 from tenantry.protocol.errors import DecodeError
 from tenantry.protocol.native import NATIVE
+from tenantry.protocol.primitives import encode_uvarint
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = _HEADER.size  # 61
@@ -190,17 +191,13 @@ def read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def encode_varint(value: int) -> bytes:
-    raw = (value << 1) ^ (value >> 63)
-    if 0 <= raw < 0x80:
+    """A zigzag varint (Kafka's ByteUtils.writeVarint/writeVarlong): the unsigned varint of the zigzag."""
+    raw = ((value << 1) ^ (value >> 63)) & 0xFFFF_FFFF_FFFF_FFFF
+    if raw < 0x80:
         return _SMALL[raw]
-    if 0 <= raw < 0x4000:  # two bytes: most record and value lengths
+    if raw < 0x4000:  # two bytes: most record and value lengths
         return bytes(((raw & 0x7F) | 0x80, raw >> 7))
-    out = bytearray()
-    while raw >= 0x80:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
-    return bytes(out)
+    return encode_uvarint(raw)
 
 
 _SMALL = [bytes([n]) for n in range(0x80)]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tenantry.proxy.cli_tenants import config_path
 from tenantry.proxy.config import ConfigError, read_file
 from tenantry.tenants import admin
 from tenantry.tenants.keystore import KeyStoreError, LocalKeyStore
@@ -47,10 +48,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.config:
-        print("tenantry: give --config FILE or set TENANTRY_CONFIG", file=sys.stderr)
+    path = config_path(args)
+    if path is None:
         return 2
-    path = Path(args.config)
     try:
         if args.encryption_command == "show":
             tenant = load_registry(path).tenants.get(args.tenant)

@@ -101,11 +101,18 @@ def read_password() -> str:
     return password
 
 
-def run(args: argparse.Namespace) -> int:
+def config_path(args: argparse.Namespace) -> Path | None:
+    """The --config file (or TENANTRY_CONFIG), or None after telling the operator to give one."""
     if not args.config:
         print("tenantry: give --config FILE or set TENANTRY_CONFIG", file=sys.stderr)
+        return None
+    return Path(args.config)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = config_path(args)
+    if path is None:
         return 2
-    path = Path(args.config)
     try:
         if args.command == "tenant" and args.tenant_command == "list":
             for tenant in load_registry(path).tenants.values():
