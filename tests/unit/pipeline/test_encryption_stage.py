@@ -104,3 +104,25 @@ async def test_fetched_records_are_opened_and_damaged_ones_answered_corrupt_mess
         assert (b"x" * 20 in records) if error == 0 else records == b""
     assert ctx.meter.tenant.encryption_failures["open"] == 1
     assert ctx.meter.tenant.records_opened == 3
+
+
+async def test_produce_v13_names_topics_by_id_and_an_unknown_id_is_looked_up_first(tmp_path):
+    import uuid
+
+    ctx = await encrypting(tmp_path)
+    known, unknown = uuid.uuid4(), uuid.uuid4()
+    ctx.topic_ids.learn(known, "acme.sec-cards")
+    request = ProduceRequest(acks=-1, timeout_ms=1000, topic_data=[
+        TopicProduceData(topic_id=topic_id, partition_data=[PartitionProduceData(index=0, records=BATCH)])
+        for topic_id in (known, unknown)])
+    ex = exchange(request, 13)
+    outcome = encryption.seal(ex, ctx)
+    looked_up: list[set[uuid.UUID]] = []
+
+    async def look_up(ids):
+        looked_up.append(set(ids))  # the broker does not know it either: not the tenant's
+    ctx.look_up_topic_ids = look_up
+    from tests.unit.pipeline.fakes import outcome_of
+
+    assert await outcome_of(outcome) is None and looked_up == [{unknown}]
+    assert len(ex.edits) == 1 and bytes(ex.edits[0][0].value) == BATCH  # the known id's records, sealed
