@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tenantry.proxy.config import ConfigError, load_config, read_file, require_listener
+from tenantry.proxy.record_encryption import setup_problems
 from tenantry.tenants.registry import Registry, RegistryError
 
 
@@ -52,6 +53,7 @@ def check(path: Path) -> tuple[list[str], str]:
     problems += tenant_problems
     if config is not None and registry is not None:
         problems += [f"probe_tenants: no tenant {t}" for t in config.probe_tenants if t not in registry.tenants]
+        problems += setup_problems(config, registry)  # record encryption: a key store, and a readable one
     users = sum(len(t.users) for t in registry.tenants.values()) if registry is not None else 0
     tenants = len(registry.tenants) if registry is not None else 0
     listener = config.listener_security_protocol if config is not None else "?"

@@ -190,3 +190,34 @@ def test_acls_in_the_file_are_validated_with_the_tenant_named(tmp_path):
         Registry.from_config({"tenants": [{**entry, "acls": [{**entry["acls"][0], "operation": "CLUSTER_ACTION"}]}]})
     with pytest.raises(RegistryError, match="authorization must be one of open, acls"):
         Registry.from_config({"tenants": [{**entry, "authorization": "closed"}]})
+
+
+def test_encryption_commands_edit_the_tenant_and_refuse_a_file_without_a_key_store(tmp_path, capsys):
+    import json
+    import stat
+
+    config = tmp_path / "tenantry.toml"
+    assert run(capsys, "tenant", "add", "acme", "--config", str(config))[0] == 0
+    code, _, err = run(capsys, "encryption", "enable", "acme", "--topics", "pay.*", "--config", str(config))
+    assert code == 1 and "no encryption_key_store is set" in err and "encryption" not in config.read_text()
+    keys = tmp_path / "keys" / "tenant-keys.json"
+    code, out, _ = run(capsys, "encryption", "enable", "acme", "--topics", "pay.*,pii", "--key-store", str(keys),
+                       "--config", str(config))
+    assert code == 0 and "encrypted topics: pay.*, pii" in out
+    assert run(capsys, "encryption", "disable", "acme", "--topics", "pii", "--config", str(config))[0] == 0
+    code, out, _ = run(capsys, "encryption", "show", "acme", "--config", str(config))
+    assert "sealed and opened: pay.*; opened only: pii" in out
+    first = run(capsys, "encryption", "rotate", "acme", "--config", str(config))[1].split()[-3]
+    second = run(capsys, "encryption", "rotate", "acme", "--config", str(config))[1].split()[-3]
+    stored = json.loads(keys.read_text())["tenants"]["acme"]
+    assert first != second and stored["current"] == second and set(stored["keys"]) == {first, second}
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert run(capsys, "encryption", "rotate", "nobody", "--config", str(config))[0] == 1
+
+
+def test_config_check_refuses_encryption_without_a_key_store(tmp_path, capsys):
+    config = tmp_path / "tenantry.toml"
+    config.write_text('upstream = ["127.0.0.1:9092"]\nlistener_security_protocol = "SASL_PLAINTEXT"\n'
+                      'sasl_salt_secret = "s"\n[[tenants]]\nid = "acme"\n[tenants.encryption]\ntopics = ["pay.*"]\n')
+    code, _, err = run(capsys, "config", "check", str(config))
+    assert code == 1 and "encryption_key_store: not set, but tenant acme has encryption topics" in err
