@@ -30,6 +30,10 @@ def write_demo_tenants(config: Path) -> None:
         for mechanism in ("SCRAM-SHA-512", "PLAIN"):  # PLAIN for Debian's kcat, see kcat_login
             subprocess.run([*cli, "user", "add", tenant, user, "--mechanism", mechanism, "--config", str(config)],
                            input=password + "\n", text=True, check=True, capture_output=True)
+    # acme's topics named secret-* have their records encrypted at the proxy, keys in a file beside the config
+    keys = config.with_name("tenant-keys.json")
+    subprocess.run([*cli, "encryption", "enable", "acme", "--topics", "secret-*", "--key-store", str(keys),
+                    "--config", str(config)], check=True, capture_output=True)
 
 
 def kcat_login(user: str) -> str:
@@ -91,6 +95,12 @@ Try it in another terminal. Both tenants use the topic name "orders":
   {alice} -t orders -C -e          # acme reads only its own message
   {alice} -L                       # acme's topics; every broker is the proxy
   kcat -b {broker.bootstrap} -L | grep orders   # the broker holds acme.orders and globex.orders
+
+Records of acme's topics named secret-* are encrypted at the proxy (`tenantry encryption enable`):
+  echo "card 4111 1111 1111 1111" | {alice} -t secret-cards -P -X allow.auto.create.topics=true
+  {alice} -t secret-cards -C -e       # acme reads its record back as it wrote it
+  kcat -b {broker.bootstrap} -t acme.secret-cards -C -e -f 'headers %h, value of %S bytes\\n'
+  kcat -b {broker.bootstrap} -t acme.secret-cards -C -e | grep -c 4111   # 0: the broker holds no plaintext
 
 Quotas change live. Hold acme to 100 kB/s of produce, then time 2 MB (about 20 s; globex stays fast).
 `tenantry reload` makes the proxy apply the file now (it also notices within a few seconds by itself):
