@@ -1,0 +1,108 @@
+"""Each replica's slice of a tenant-wide limit, from what the fleet reports (the sans-I/O core of issue 19).
+
+Every interval each replica reports, per tenant and limit, what it used and whether it held the tenant
+back (throttled it), with how many of the tenant's connections were active there. From the live
+replicas' last reports, every replica computes the same split, by water-filling (max-min fairness):
+
+- a replica that did not hold the tenant back is given what it used plus room to grow (`headroom`), at
+  least a small floor so that a client arriving there is not starved before the next report;
+- what is left goes to the replicas that held the tenant back, in proportion to their active
+  connections (two flat-out producers on one replica and one on another get two thirds and one third);
+- if nobody is held back, the leftover is spread in proportion to the shares, so the slices always add
+  up to the limit: the fleet together enforces the configured quota, whatever the spread.
+
+A replica that has not reported for `expire_intervals` intervals is dropped. Without any report (the
+coordination topic unreachable), a replica falls back to the limit divided by the last known fleet size.
+Nothing here does I/O: the proxy feeds reports in and reads shares out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One replica's use of one tenant's limit over the last interval."""
+
+    used: float  # units per second (bytes/s, requests/s, connections)
+    throttled: bool  # it held the tenant back at least once
+    active: int = 1  # the tenant's connections that used this limit there
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    replica: str
+    usage: dict[tuple[str, str], Usage]  # (tenant, limit name) -> usage
+
+
+def allocate(limit: float, usage: dict[str, Usage], headroom: float = 1.25,
+             floor_fraction: float = 0.05) -> dict[str, float]:
+    """Split `limit` over the replicas in `usage`; the shares add up to `limit`."""
+    if not usage:
+        return {}
+    floor = limit * floor_fraction / len(usage)
+    wants = {r: float("inf") if u.throttled else max(floor, u.used * headroom) for r, u in usage.items()}
+    shares: dict[str, float] = {}
+    remaining = limit
+    satisfied = sorted((r for r in usage if not usage[r].throttled), key=lambda r: wants[r])
+    held = [r for r in usage if usage[r].throttled]
+    open_count = len(satisfied) + len(held)
+    for replica in satisfied:  # the lightest first: each takes what it wants, up to an equal part of the rest
+        shares[replica] = min(wants[replica], remaining / open_count)
+        remaining -= shares[replica]
+        open_count -= 1
+    if held:
+        weight = sum(max(usage[r].active, 1) for r in held)
+        for replica in held:
+            shares[replica] = remaining * max(usage[replica].active, 1) / weight
+    elif remaining > 0:
+        total = sum(shares.values())
+        for replica in shares:
+            shares[replica] += remaining * shares[replica] / total if total else remaining / len(shares)
+    return shares
+
+
+@dataclass
+class FleetShares:
+    """This replica's view of the fleet: live replicas and its own slice of each tenant's limits."""
+
+    me: str
+    interval: float
+    expire_intervals: int = 3
+    clock: Callable[[], float] = time.monotonic
+    _reports: dict[str, tuple[float, Report]] = field(default_factory=dict)
+    _fleet_size: int = 1
+
+    def receive(self, report: Report) -> None:
+        """A report read from the coordination topic (this replica's own included)."""
+        self._reports[report.replica] = (self.clock(), report)
+
+    def live(self) -> dict[str, Report]:
+        deadline = self.clock() - self.interval * self.expire_intervals
+        self._reports = {r: (at, report) for r, (at, report) in self._reports.items() if at >= deadline}
+        if self._reports:
+            self._fleet_size = len(self._reports | {self.me: (0.0, Report(self.me, {}))})
+        return {r: report for r, (_, report) in self._reports.items()}
+
+    @property
+    def coordinated(self) -> bool:
+        """Whether reports are arriving: False means the fallback (limit / last known fleet size) is in force."""
+        return bool(self.live())
+
+    @property
+    def fleet_size(self) -> int:
+        self.live()
+        return self._fleet_size
+
+    def share(self, tenant: str, limit_name: str, limit: float) -> float:
+        """This replica's slice of a tenant's limit."""
+        reports = self.live()
+        if not reports:
+            return limit / self._fleet_size
+        key = (tenant, limit_name)
+        usage = {r: report.usage.get(key, Usage(0.0, False, 0)) for r, report in reports.items()}
+        usage.setdefault(self.me, Usage(0.0, False, 0))
+        return allocate(limit, usage)[self.me]

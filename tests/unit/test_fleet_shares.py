@@ -1,0 +1,65 @@
+"""Fleet-wide limits, the arithmetic: slices add up to the tenant's limit whatever the spread, follow the
+demand, drop a replica that stops reporting, and fall back to limit / fleet size without reports."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenantry.tenants.fleet_shares import FleetShares, Report, Usage, allocate
+
+MB = 1_000_000.0
+
+
+def test_two_flat_out_producers_on_one_replica_one_on_another_none_on_the_third():
+    shares = allocate(3 * MB, {"a": Usage(1.5 * MB, True, 2), "b": Usage(1.5 * MB, True, 1), "c": Usage(0, False, 0)})
+    assert sum(shares.values()) == pytest.approx(3 * MB)
+    assert shares["c"] == pytest.approx(0.05 * MB)  # the floor: a client arriving there is not starved
+    assert shares["a"] == pytest.approx(2 * shares["b"])  # in proportion to the producers held back there
+
+
+def test_a_light_replica_keeps_what_it_uses_and_the_rest_goes_where_the_tenant_is_held_back():
+    shares = allocate(10 * MB, {"a": Usage(1 * MB, False), "b": Usage(6 * MB, True)})
+    assert shares["a"] == pytest.approx(1.25 * MB) and shares["b"] == pytest.approx(8.75 * MB)
+
+
+def test_nobody_held_back_the_leftover_is_spread_so_the_fleet_still_enforces_the_limit():
+    shares = allocate(10 * MB, {"a": Usage(1 * MB, False), "b": Usage(2 * MB, False)})
+    assert sum(shares.values()) == pytest.approx(10 * MB) and shares["b"] == pytest.approx(2 * shares["a"])
+
+
+usage = st.builds(Usage, st.floats(0, 1e9), st.booleans(), st.integers(0, 50))
+
+
+@given(st.floats(1, 1e10), st.dictionaries(st.text(min_size=1, max_size=3), usage, min_size=1, max_size=8))
+def test_the_slices_always_add_up_to_the_limit_and_none_is_negative(limit, fleet):
+    shares = allocate(limit, fleet)
+    assert set(shares) == set(fleet)
+    assert sum(shares.values()) == pytest.approx(limit, rel=1e-9)
+    assert all(share >= 0 for share in shares.values())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_silent_replica_is_dropped_and_without_reports_the_fallback_is_limit_over_the_last_fleet_size():
+    clock = Clock()
+    fleet = FleetShares("a", interval=1.0, clock=clock)
+    assert not fleet.coordinated and fleet.share("acme", "produce", 3 * MB) == 3 * MB  # alone, never told
+    for replica in "abc":
+        fleet.receive(Report(replica, {("acme", "produce"): Usage(1 * MB, True)}))
+    assert fleet.coordinated and fleet.fleet_size == 3
+    assert fleet.share("acme", "produce", 3 * MB) == pytest.approx(1 * MB)
+    clock.now = 2.5
+    fleet.receive(Report("a", {("acme", "produce"): Usage(1 * MB, True)}))
+    fleet.receive(Report("b", {("acme", "produce"): Usage(1 * MB, True)}))
+    clock.now = 3.5  # c last reported 3.5 intervals ago: dropped, its share taken over
+    assert fleet.fleet_size == 2 and fleet.share("acme", "produce", 3 * MB) == pytest.approx(1.5 * MB)
+    clock.now = 10.0  # the coordination topic went quiet: limit / the last fleet size known
+    assert not fleet.coordinated and fleet.share("acme", "produce", 3 * MB) == pytest.approx(1.5 * MB)
