@@ -18,6 +18,7 @@ Nothing here does I/O: the proxy feeds reports in and reads shares out.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,3 +107,42 @@ class FleetShares:
         usage = {r: report.usage.get(key, Usage(0.0, False, 0)) for r, report in reports.items()}
         usage.setdefault(self.me, Usage(0.0, False, 0))
         return allocate(limit, usage)[self.me]
+
+
+class ReportError(ValueError):
+    """A record of the coordination topic that is not a report of this format."""
+
+
+_FORMAT = 1
+MAX_REPORT_BYTES = 4 * 1024 * 1024  # 10,000 tenants x a few limits fit many times over
+
+
+def encode_report(report: Report, sent_at: float) -> bytes:
+    """A report as the value of a record on the coordination topic (its key is the replica id)."""
+    usage = [[tenant, limit, u.used, u.throttled, u.active] for (tenant, limit), u in sorted(report.usage.items())]
+    return json.dumps({"format": _FORMAT, "replica": report.replica, "sent_at": sent_at, "usage": usage},
+                      separators=(",", ":")).encode()
+
+
+def decode_report(value: bytes) -> tuple[Report, float]:
+    """The report and when its replica sent it; ReportError for anything else (another format, garbage)."""
+    if len(value) > MAX_REPORT_BYTES:
+        raise ReportError("a report larger than MAX_REPORT_BYTES")
+    try:
+        data = json.loads(value)
+        if data["format"] != _FORMAT:
+            raise ReportError(f"report format {data['format']!r}, not {_FORMAT}")
+        usage = {}
+        for tenant, limit, used, throttled, active in data["usage"]:
+            if not (isinstance(tenant, str) and isinstance(limit, str) and isinstance(throttled, bool)
+                    and isinstance(active, int) and isinstance(used, (int, float)) and used >= 0 and active >= 0):
+                raise ReportError("a usage entry of the wrong types")
+            usage[(tenant, limit)] = Usage(float(used), throttled, active)
+        replica, sent_at = data["replica"], data["sent_at"]
+        if not isinstance(replica, str) or not replica or not isinstance(sent_at, (int, float)):
+            raise ReportError("a report without its replica or time")
+    except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ReportError):
+            raise
+        raise ReportError(f"not a report: {exc}") from None
+    return Report(replica, usage), float(sent_at)

@@ -63,3 +63,23 @@ def test_a_silent_replica_is_dropped_and_without_reports_the_fallback_is_limit_o
     assert fleet.fleet_size == 2 and fleet.share("acme", "produce", 3 * MB) == pytest.approx(1.5 * MB)
     clock.now = 10.0  # the coordination topic went quiet: limit / the last fleet size known
     assert not fleet.coordinated and fleet.share("acme", "produce", 3 * MB) == pytest.approx(1.5 * MB)
+
+
+@given(st.text(min_size=1, max_size=10), st.dictionaries(st.tuples(st.text(max_size=8), st.sampled_from(
+    ["produce", "fetch", "connections"])), usage, max_size=20), st.floats(0, 2e9))
+def test_reports_round_trip_through_the_coordination_topics_format(replica, usages, sent_at):
+    from tenantry.tenants.fleet_shares import decode_report, encode_report
+
+    assert decode_report(encode_report(Report(replica, usages), sent_at)) == (Report(replica, usages), sent_at)
+
+
+@pytest.mark.parametrize("value", [b"", b"garbage", b"[]", b'{"format": 2, "replica": "a", "sent_at": 1, "usage": []}',
+                                   b'{"format": 1, "replica": "", "sent_at": 1, "usage": []}',
+                                   b'{"format": 1, "replica": "a", "sent_at": 1, "usage": [["t", "p", -5, true, 1]]}',
+                                   b'{"format": 1, "replica": "a", "sent_at": 1, "usage": [["t", "p", 1, 1, 1]]}',
+                                   b'{"format": 1, "replica": "a", "sent_at": 1, "usage": [["t"]]}'])
+def test_anything_but_a_report_is_refused_with_report_error(value):
+    from tenantry.tenants.fleet_shares import ReportError, decode_report
+
+    with pytest.raises(ReportError):
+        decode_report(value)
