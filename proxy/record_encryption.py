@@ -37,9 +37,12 @@ MARKER = b"tenantry.encryption"
 MARKER_VERSION = b"v1"
 _MARKER_HEADERS = (encode_varint(1) + encode_varint(len(MARKER)) + MARKER + encode_varint(len(MARKER_VERSION))
                    + MARKER_VERSION)
-#: The most a batch may decompress to in the proxy: far above any batch a producer's batch.size makes,
-#: and a bound on what a 1 MB batch that decompresses to gigabytes can cost.
-MAX_OPENED_BATCH = 64 * 1024 * 1024
+#: The most one Produce request's batches may decompress to in the proxy, together (a RecordCipher is made
+#: per request): far above what a producer's batch.size makes, and a bound on what batches that decompress
+#: to gigabytes (a 1 MB zstd batch can) cost, however many a 100 MB request holds. A Fetch response's
+#: records field may open to this or OPENING_RATIO times its size, whichever is more.
+MAX_OPENED = 64 * 1024 * 1024
+OPENING_RATIO = 8
 
 
 class EncryptError(Exception):
@@ -58,6 +61,7 @@ class RecordCipher:
         self.envelopes = envelopes
         self.tenant_id = tenant_id
         self.records = 0  # sealed or opened, for the metrics
+        self._budget = MAX_OPENED  # decompressed bytes this cipher may still make (one per request)
 
     def seal(self, topic: str, records: memoryview) -> bytes:
         """The records field with every record sealed; EncryptError if it cannot be."""
@@ -76,8 +80,13 @@ class RecordCipher:
             raise EncryptError(f"the key store cannot wrap a data key: {exc}", malformed=False) from None
         return b"".join(out)
 
+    def _open(self, batch: Batch) -> memoryview:
+        data = open_records(batch, self._budget)
+        self._budget -= len(data)
+        return data
+
     def _seal_batch(self, topic: str, batch: Batch) -> bytes:
-        data = open_records(batch, MAX_OPENED_BATCH)
+        data = self._open(batch)
         data_key, counter = self.envelopes.sealing_key(self.tenant_id, topic, batch.count)
         keyed_hash, tenant_id, hash_prefix = self.envelopes.keyed_hash, self.tenant_id, topic.encode() + b"\0"
 
@@ -93,6 +102,7 @@ class RecordCipher:
         truncated last batch is left out, as a client would drop it. DecryptError if a record cannot be
         opened: its bytes are never passed on."""
         found, _ = batches(records)
+        self._budget = max(self._budget, OPENING_RATIO * len(records))
         out: list[bytes | memoryview] = []
         changed = False
         try:
@@ -105,7 +115,7 @@ class RecordCipher:
         return b"".join(out) if changed or sum(len(b.data) for b in found) != len(records) else None
 
     def _open_batch(self, topic: str, batch: Batch) -> bytes | None:
-        data = open_records(batch, MAX_OPENED_BATCH)
+        data = self._open(batch)
         opening_key, tenant_id = self.envelopes.opening_key, self.tenant_id
 
         def key_for(envelope: memoryview) -> tuple[int, Any, bytes]:

@@ -257,3 +257,16 @@ def test_the_c_sealing_loops_agree_with_the_python_reference(records, counter, d
         except Exception as exc:  # the C walk's DecodeError is the Python walk's BatchError
             return "refused" if type(exc).__name__ == "DecodeError" else exc
     assert verdict(NATIVE.open_section) == verdict(sealing.open_section_in_python)
+
+
+def test_a_request_whose_batches_decompress_beyond_the_bound_together_is_refused(tmp_path):
+    from tenantry.proxy import record_encryption
+
+    bomb = build([(None, b"\0" * 40_000_000, [])], Codec.ZSTD)  # 40 MB each, a few kB compressed
+    assert len(bomb) < 100_000
+    cipher = RecordCipher(Envelopes(LocalKeyStore(tmp_path / "keys.json")), "acme")
+    with pytest.raises(EncryptError) as refused:
+        cipher.seal("t", memoryview(bomb + bomb))  # one is under MAX_OPENED, two together are not
+    assert refused.value.malformed and record_encryption.MAX_OPENED == 64 * 1024 * 1024
+    fresh = RecordCipher(Envelopes(LocalKeyStore(tmp_path / "keys.json")), "acme")
+    assert fresh.seal("t", memoryview(bomb))  # alone it passes
