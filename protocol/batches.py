@@ -28,10 +28,9 @@ from tenantry.protocol.compression import Codec, CompressionError, codec_of, com
 from tenantry.protocol.errors import DecodeError
 from tenantry.protocol.native import NATIVE
 from tenantry.protocol.primitives import encode_uvarint
+from tenantry.protocol.records import LOG_OVERHEAD, MAGIC_OFFSET, RECORDS_COUNT_OFFSET, V2_HEADER
 
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-HEADER_SIZE = _HEADER.size  # 61
-LOG_OVERHEAD = 12  # base offset and batch length: what batchLength does not count
+HEADER_SIZE = V2_HEADER  # 61
 _CRC_AT = 17
 _ATTRIBUTES_AT = 21
 CONTROL = 0x20
@@ -70,12 +69,12 @@ def batches(records: memoryview) -> tuple[list[Batch], int]:
         size = LOG_OVERHEAD + length
         if length < 5 or pos + size > end:  # five bytes: leader epoch and magic, enough to tell the format
             break
-        magic = records[pos + 16]
+        magic = records[pos + MAGIC_OFFSET]
         if magic >= 2:
             if size < HEADER_SIZE:
                 raise BatchError(f"a v2 batch of {size} bytes is shorter than its header")
-            attributes, count = records[pos + _ATTRIBUTES_AT] << 8 | records[pos + _ATTRIBUTES_AT + 1], 0
-            (count,) = struct.unpack_from(">i", records, pos + 57)
+            (attributes,) = struct.unpack_from(">H", records, pos + _ATTRIBUTES_AT)
+            (count,) = struct.unpack_from(">i", records, pos + RECORDS_COUNT_OFFSET)
             out.append(Batch(records[pos:pos + size], magic, attributes, count))
         else:
             out.append(Batch(records[pos:pos + size], magic, 0, 1))

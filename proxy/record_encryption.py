@@ -101,7 +101,7 @@ class RecordCipher:
         """The records field with every sealed record opened (None if none was: keep the original); a
         truncated last batch is left out, as a client would drop it. DecryptError if a record cannot be
         opened: its bytes are never passed on."""
-        found, _ = batches(records)
+        found, end = batches(records)
         self._budget = max(self._budget, OPENING_RATIO * len(records))
         out: list[bytes | memoryview] = []
         changed = False
@@ -112,7 +112,7 @@ class RecordCipher:
                 out.append(batch.data if opened is None else opened)
         except BatchError as exc:
             raise DecryptError(f"a stored batch is malformed: {exc}") from None
-        return b"".join(out) if changed or sum(len(b.data) for b in found) != len(records) else None
+        return b"".join(out) if changed or end != len(records) else None
 
     def _open_batch(self, topic: str, batch: Batch) -> bytes | None:
         data = self._open(batch)

@@ -28,7 +28,7 @@ from tenantry.proxy.exchange import Exchange
 from tenantry.proxy.outcomes import Answer, AnswerBytes, Close, Outcome, Suspend
 from tenantry.proxy.record_encryption import EncryptError, RecordCipher
 from tenantry.proxy.stages import acts_on
-from tenantry.proxy.traffic import PRODUCE_SCAN
+from tenantry.proxy.traffic import PRODUCE_SCAN, tenant_topic_names
 from tenantry.proxy.upstream import UpstreamError
 from tenantry.tenants.envelope import DecryptError
 from tenantry.tenants.registry import Tenant
@@ -49,8 +49,9 @@ def seal(ex: Exchange, ctx: StageContext) -> Outcome | None:
     assert ex.header is not None
     if ex.scanned is None:  # an earlier stage changed the frame (authorization left a refused topic out)
         ex.scanned = scan(REQUESTS[ex.api_key], ex.api_version, ex.frame, ex.header.body_offset, PRODUCE_SCAN)
+    ids = ctx.rewriter.topic_ids
     unknown = {ref.value for ref in ex.scanned if ref.entity == "topicId" and ref.value is not None
-               and ref.value.int and ctx.rewriter.topic_ids.name_of(ref.value) is None}
+               and ref.value.int and ids.name_of(ref.value) is None}
     if unknown:
         return Suspend(_look_up_then_seal(ex, ctx, tenant, unknown))
     return _seal(ex, ctx, tenant)
@@ -66,7 +67,7 @@ async def _look_up_then_seal(ex: Exchange, ctx: StageContext, tenant: Tenant, id
 
 def _seal(ex: Exchange, ctx: StageContext, tenant: Tenant) -> Outcome | None:
     assert ex.scanned is not None
-    policy, name_of = tenant.encryption, _tenant_names(ctx, tenant)
+    policy, name_of = tenant.encryption, tenant_topic_names(tenant.namespace, ctx.rewriter.topic_ids)
     cipher: RecordCipher | None = None
     topic: str | None = None
     edits: list[tuple[Ref, Any]] = []
@@ -76,7 +77,7 @@ def _seal(ex: Exchange, ctx: StageContext, tenant: Tenant) -> Outcome | None:
             if entity == "topicName":
                 topic = ref.value
             elif entity == "topicId":
-                topic = name_of(ref.value)
+                topic = name_of(ref.value) if ref.value is not None else None
             elif entity == "records" and topic is not None and ref.value and policy.seals(topic):
                 if cipher is None:
                     if ctx.envelopes is None:  # set-up refuses this; never write plaintext if it happens
@@ -122,7 +123,7 @@ def _open_response(ex: Exchange, ctx: StageContext) -> None:
     assert ex.response is not None
     if tenant is None or not tenant.encryption:
         return
-    policy, prefix = tenant.encryption, tenant.prefix
+    policy, namespace = tenant.encryption, tenant.namespace
     ids = ctx.rewriter.topic_ids
     cipher: RecordCipher | None = None
     changes: list[tuple[Ref, Any]] = []
@@ -132,7 +133,7 @@ def _open_response(ex: Exchange, ctx: StageContext) -> None:
         entity = ref.entity
         if entity == "topicName" or entity == "topicId":
             name = ref.value if entity == "topicName" else (ids.name_of(ref.value) if ref.value else None)
-            topic = name[len(prefix):] if name and name.startswith(prefix) else None
+            topic = namespace.from_cluster(name) if name else None
         elif entity == "errorCode":
             error_code = ref
         elif entity == "records" and topic is not None and ref.value and policy.opens(topic):
@@ -157,9 +158,3 @@ def _open_response(ex: Exchange, ctx: StageContext) -> None:
     if changes:
         ex.response = memoryview(b"".join(splice(ex.response, changes, 0)))
 
-
-def _tenant_names(ctx: StageContext, tenant: Tenant) -> Any:
-    def name_of(topic_id: uuid.UUID | None) -> str | None:
-        cluster = ctx.rewriter.topic_ids.name_of(topic_id) if topic_id is not None else None
-        return cluster[len(tenant.prefix):] if cluster and cluster.startswith(tenant.prefix) else None
-    return name_of
