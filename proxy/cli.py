@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the proxy in the foreground")
     _add_config_flags(serve)
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by --workers' parent
 
     kafka = sub.add_parser("kafka", help="a local Kafka cluster (one node by default) for development and tests")
     kafka_sub = kafka.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, sys.argv[1:] if argv is None else argv)
     if args.command == "kafka":
         return _kafka(args)
     if args.command == "status":
@@ -146,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     return cli_tenants.run(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     overrides: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(ProxyConfig)}
     try:
         config = load_config(args.config, overrides)
         require_listener(config)
+        if args.worker_index and config.metrics_listen:  # each worker its own admin port: the port + its index
+            host, port = split_host_port(config.metrics_listen, "metrics_listen")
+            overrides["metrics_listen"] = config.metrics_listen = f"{host}:{port + args.worker_index}"
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
@@ -169,7 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
         except (StoreError, RegistryError) as exc:
             print(f"tenantry: invalid tenants in {args.config}: {exc}", file=sys.stderr)
             return 2
-        from tenantry.proxy.record_encryption import setup_problems
+        from tenantry.proxy.tenant_checks import setup_problems
 
         for problem in setup_problems(config, registry):
             print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
@@ -181,6 +185,21 @@ def _serve(args: argparse.Namespace) -> int:
     from tenantry.proxy.logs import configure
 
     configure(config.log_level, config.log_format)
+    _log_start(config)
+    if config.workers > 1 and args.worker_index is None:
+        from tenantry.proxy.workers import Supervisor, worker_command
+
+        return Supervisor(worker_command(argv), config.workers, config.shutdown_timeout_seconds).run()
+    import uvloop
+
+    try:
+        return uvloop.run(_run_server(config, registry, Path(args.config) if args.config else None, overrides))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _log_start(config: ProxyConfig) -> None:
+    """The effective settings, and a warning for each that weakens the proxy."""
     import json
 
     if SCANNER != "C":
@@ -198,12 +217,6 @@ def _serve(args: argparse.Namespace) -> int:
     if not config.tenants_enabled:
         log.warning("transparent proxy (listener_security_protocol = PLAINTEXT): no tenants and no logins, "
                     "every client sees the whole cluster; for trusted networks only")
-    import uvloop
-
-    try:
-        return uvloop.run(_run_server(config, registry, Path(args.config) if args.config else None, overrides))
-    except KeyboardInterrupt:
-        return 0
 
 
 async def _run_server(config: ProxyConfig, registry: Registry | None, config_path: Path | None,

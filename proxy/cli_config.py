@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tenantry.proxy.config import ConfigError, load_config, read_file, require_listener
-from tenantry.proxy.record_encryption import setup_problems
+from tenantry.proxy.tenant_checks import setup_problems
 from tenantry.tenants.registry import Registry, RegistryError
 
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
@@ -31,6 +32,7 @@ from tenantry.tenants.principal_rules import PrincipalRuleError, parse_rules
 
 __all__ = ["RENAMED", "ConfigError", "ProxyConfig", "load_config", "split_host_port", "validate"]
 log = logging.getLogger("tenantry.config")
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 def env_name(field_name: str) -> str:
     return "TENANTRY_" + field_name.upper()
@@ -305,6 +307,19 @@ def _validate_operations(config: ProxyConfig) -> Iterator[str]:
         yield f"max_connection_age_jitter: {config.max_connection_age_jitter} is not between 0 and 1"
     if config.probe_tenants and config.listener_security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
         yield "probe_tenants: probes log in as a tenant's user with SASL, so they need a SASL listener"
+    if config.quota_coordination not in ("local", "kafka"):
+        yield f"quota_coordination: {config.quota_coordination!r} is not local or kafka"
+    if config.workers < 1:
+        yield f"workers: must be at least 1, got {config.workers}"
+    elif config.workers > 1 and config.quota_coordination != "kafka":
+        yield (f"workers: {config.workers} workers would each enforce every quota and connection limit in full; "
+               "set quota_coordination = kafka so that they share them")
+    if not _TOPIC.fullmatch(config.quota_coordination_topic):
+        yield f"quota_coordination_topic: {config.quota_coordination_topic!r} is not a legal topic name"
+    if config.quota_coordination_replication_factor < 0:
+        yield "quota_coordination_replication_factor: a positive number, or 0 for three (or every broker if fewer)"
+    if config.quota_coordination_retention_ms < 10 * config.quota_tune_interval_ms:
+        yield "quota_coordination_retention_ms: at least 10 quota_tune_interval_ms, or reports vanish while read"
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         yield f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR"
 

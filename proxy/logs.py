@@ -45,7 +45,9 @@ def configure(level: str, fmt: str) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the probe's client: its logins are ours to log
+    # The client of the probe and of quota coordination, which log their own failures once each: aiokafka
+    # would log every retry of an unreachable topic at ERROR.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 class ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]

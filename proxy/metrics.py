@@ -60,7 +60,7 @@ class MetricsView:
     quota_used: dict[tuple[str, str], float]  # (tenant, quota)
     quota_limits: dict[tuple[str, str], float]
     utilisation: dict[tuple[str, str], float]
-    probe: list[Metric]
+    probe: list[Metric]  # and quota coordination's: families their owners build on the event loop
     tenants: int
     ready: bool
 
@@ -87,7 +87,8 @@ def take_view(server: ProxyServer) -> MetricsView:
             if rate is not None:
                 limits[(tenant_id, resource)] = rate
     return MetricsView(stats.copy(), active, upstream_connections, in_flight, used, limits,
-                       server.usage.utilisation(), list(server.probe.metrics()) if server.probe else [],
+                       server.usage.utilisation(), [*(server.probe.metrics() if server.probe else ()),
+                                                    *(server.fleet.metrics() if server.fleet else ())],
                        len(server.registry.tenants), server.health.ready)
 
 

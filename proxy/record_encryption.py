@@ -142,7 +142,7 @@ def envelopes_for(config: ProxyConfig) -> Envelopes | None:
                      cache_seconds=config.encryption_key_cache_seconds)
 
 
-def setup_problems(config: ProxyConfig, registry: Registry) -> list[str]:
+def encryption_problems(config: ProxyConfig, registry: Registry) -> list[str]:
     """Why these tenants cannot run with this config's encryption settings: fail closed, never in plaintext."""
     encrypting = sorted(t.id for t in registry.tenants.values() if t.encryption)
     if encrypting and not config.encryption_key_store:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenantry.proxy.config import ConfigError, ProxyConfig, load_config
-from tenantry.proxy.record_encryption import setup_problems
+from tenantry.proxy.tenant_checks import setup_problems
 from tenantry.tenants.registry import RegistryError
 from tenantry.tenants.store import StoreError, load_registry
 

@@ -26,6 +26,7 @@ from tenantry.proxy.broker_identity import TenantIdentities
 from tenantry.proxy.config import ProxyConfig, salt_secret, split_host_port
 from tenantry.proxy.connection import ClientConnection
 from tenantry.proxy.fetch_sessions import FetchSessionOwners
+from tenantry.proxy.fleet import FleetCoordinator
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
 from tenantry.proxy.memory import MemoryBudget, TenantBudget
@@ -80,6 +81,7 @@ class ProxyServer:
                                             config.upstream_sasl_oauthbearer_scope)
                                 if config.upstream_sasl and config.upstream_sasl_mechanism == "OAUTHBEARER" else None)
         self.quotas = QuotaBook(config)
+        self.fleet = FleetCoordinator(config, self.quotas) if config.quota_coordination == "kafka" else None
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
         self.denials = DenialLog()  # which ACL denials are logged (all are counted)
@@ -110,12 +112,14 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         self.listeners[None] = await loop.create_server(
             lambda: ClientConnection(self, None), self.config.listen_host, self.config.listen_port,
-            reuse_address=True, ssl=self.tls)
+            reuse_address=True, reuse_port=self.config.workers > 1, ssl=self.tls)
         log.info("bootstrap listener on %s, advertising %s", self.config.listen, self.config.advertised_host)
         self._tasks = [loop.create_task(coro) for coro in (
             self.quotas.run_tuner(), self.health.run(), monitor.watch(self.stats, self.usage))]
         if self.probe is not None:
             self._tasks.append(loop.create_task(self.probe.run()))
+        if self.fleet is not None:
+            self._tasks.append(loop.create_task(self.fleet.run()))
 
     def retry_listeners(self) -> Awaitable[object] | None:
         """Try again to open the listeners of brokers whose port could not be had."""
@@ -205,7 +209,7 @@ class ProxyServer:
         try:
             self.listeners[node_id] = await asyncio.get_running_loop().create_server(
                 lambda: ClientConnection(self, node_id), self.config.listen_host, port, reuse_address=True,
-                ssl=self.tls)
+                reuse_port=self.config.workers > 1, ssl=self.tls)
             self.health.listener_failures.pop(node_id, None)
         except OSError as exc:
             self.health.listener_failures[node_id] = f"port {port}: {exc.strerror or exc}"

@@ -153,6 +153,25 @@ class ProxyConfig:
         "How often tenants' usage is measured and their quotas tuned to the proxy-wide capacity."))
     quota_idle_seconds: float = field(default=120.0, metadata=_opt(
         "A tenant with no produce or fetch traffic for this long is left out of the tuning."))
+    quota_coordination: str = field(default="local", metadata=_opt(
+        "local: every quota, connection limit and capacity is this process's own (a tenant on three replicas "
+        "gets three times its quota). kafka: the replicas publish their use every quota_tune_interval_ms to "
+        "quota_coordination_topic on the upstream cluster and each enforces its slice, so that the fleet "
+        "together holds every tenant to its quotas and the capacities hold cluster-wide. Required by "
+        "workers > 1."))
+    quota_coordination_topic: str = field(default="__tenantry_fleet", metadata=_opt(
+        "The upstream topic of the replicas' reports (one partition), created by the service user if missing; "
+        "no tenant's namespace can name it."))
+    quota_coordination_replication_factor: int = field(default=0, metadata=_opt(
+        "Replication of quota_coordination_topic when the proxy creates it (0: three, or every broker of a "
+        "smaller cluster)."))
+    quota_coordination_retention_ms: int = field(default=600_000, metadata=_opt(
+        "retention.ms of quota_coordination_topic when the proxy creates it: reports older than a few intervals "
+        "are never read again."))
+    workers: int = field(default=1, metadata=_opt(
+        "Processes serving the same listeners (SO_REUSEPORT), each with its own event loop and, with "
+        "metrics_listen, its own admin port (the port + its index from 0); they share quotas through "
+        "quota_coordination = kafka. The parent restarts a worker that dies and drains them all on SIGTERM."))
     log_level: str = field(default="INFO", metadata=_opt("DEBUG, INFO, WARNING or ERROR."))
     log_format: str = field(default="text", metadata=_opt(
         "text, or json for one JSON object per line with tenant, user, client_id and peer fields."))

@@ -77,9 +77,9 @@ class FleetShares:
     _reports: dict[str, tuple[float, Report]] = field(default_factory=dict)
     _fleet_size: int = 1
 
-    def receive(self, report: Report) -> None:
-        """A report read from the coordination topic (this replica's own included)."""
-        self._reports[report.replica] = (self.clock(), report)
+    def receive(self, report: Report, age: float = 0.0) -> None:
+        """A report read from the coordination topic (this replica's own included), sent `age` seconds ago."""
+        self._reports[report.replica] = (self.clock() - age, report)
 
     def live(self) -> dict[str, Report]:
         deadline = self.clock() - self.interval * self.expire_intervals
@@ -98,15 +98,37 @@ class FleetShares:
         self.live()
         return self._fleet_size
 
-    def share(self, tenant: str, limit_name: str, limit: float) -> float:
-        """This replica's slice of a tenant's limit."""
-        reports = self.live()
+    def split(self, tenant: str, limit_name: str, limit: float,
+              reports: dict[str, Report] | None = None) -> dict[str, float]:
+        """Every live replica's slice of a tenant's limit (`reports`: live() if not given)."""
+        reports = self.live() if reports is None else reports
         if not reports:
-            return limit / self._fleet_size
+            return {self.me: limit / self._fleet_size}
         key = (tenant, limit_name)
         usage = {r: report.usage.get(key, Usage(0.0, False, 0)) for r, report in reports.items()}
         usage.setdefault(self.me, Usage(0.0, False, 0))
-        return allocate(limit, usage)[self.me]
+        return allocate(limit, usage)
+
+    def share(self, tenant: str, limit_name: str, limit: float, reports: dict[str, Report] | None = None) -> float:
+        """This replica's slice of a tenant's limit."""
+        return self.split(tenant, limit_name, limit, reports)[self.me]
+
+    def share_whole(self, tenant: str, limit_name: str, limit: int, reports: dict[str, Report] | None = None) -> int:
+        """This replica's slice of a limit counted in whole things (connections): the slices add up to `limit`,
+        except in the fallback, where each replica keeps at least one."""
+        reports = self.live() if reports is None else reports
+        if not reports:
+            return max(1, limit // self._fleet_size)
+        return whole(self.split(tenant, limit_name, limit, reports), limit)[self.me]
+
+
+def whole(shares: dict[str, float], limit: int) -> dict[str, int]:
+    """Whole slices adding up to `limit` (largest remainder; ties by replica id, so every replica agrees)."""
+    floors = {r: int(s) for r, s in shares.items()}
+    left = limit - sum(floors.values())
+    for replica in sorted(shares, key=lambda r: (floors[r] - shares[r], r))[:max(left, 0)]:
+        floors[replica] += 1
+    return floors
 
 
 class ReportError(ValueError):

@@ -32,7 +32,8 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def served_metric_families() -> set[str]:
     """Every metric family the proxy's /metrics can serve (a family is listed even before it has samples)."""
-    server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"]}), Registry())
+    server = ProxyServer(load_config(overrides={"upstream": ["127.0.0.1:9092"], "quota_coordination": "kafka"}),
+                         Registry())  # quota coordination's families too
     server.stats.label_limit = 1  # the optional client id and topic families too
     families = {m.name for m in build_registry(take_view(server)).collect()}
     # The probe's families come from the probe; it is not running in a server built like this.
