@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,6 +37,7 @@ from tenantry.tenants.registry import Registry
 
 log = logging.getLogger("tenantry.fleet")
 CAPACITY = "*"  # the pseudo-tenant of the proxy-wide capacities in reports; no tenant id can be "*"
+LAG_ROUNDS = 2  # every replica splits by the reports of two rounds ago, which all of them have by then
 CATCH_UP = 1000  # reports read back at start: the last few intervals of a fleet of hundreds
 
 
@@ -107,14 +109,14 @@ class FleetView:
 
     def apply(self) -> None:
         """Every tenant's slices, and the capacities', from the live reports (or the fallback without any)."""
-        reports = self.shares.live()
+        reports = self.shares.view()
         for tenant_id, meters in self.quotas.meters.items():
             self.slice(tenant_id, meters, reports)
         self.quotas.reslice_capacity({r: self.shares.share(CAPACITY, r, c, reports)
                                       for r, c in self.quotas.capacity.items()})
 
     def slice(self, tenant_id: str, meters: Meters, reports: dict[str, Report] | None = None) -> None:
-        reports = self.shares.live() if reports is None else reports
+        reports = self.shares.view() if reports is None else reports
         meters.reslice({name: self.shares.share_whole(tenant_id, name, int(limit), reports)
                         if name.startswith(MAX_CONNECTIONS) else self.shares.share(tenant_id, name, limit, reports)
                         for name, limit in meters.limits().items()})
@@ -131,7 +133,7 @@ class FleetCoordinator:
     def __init__(self, config: ProxyConfig, quotas: QuotaBook, replica: str | None = None) -> None:
         self.config = config
         self.interval = config.quota_tune_interval_ms / 1000
-        self.shares = FleetShares(replica or replica_id(), self.interval)
+        self.shares = FleetShares(replica or replica_id(), self.interval, lag_rounds=LAG_ROUNDS)
         self.view = FleetView(quotas, self.shares)
         self.traffic = Traffic()
         self.settings = service_client_settings(config, "tenantry-fleet")
@@ -238,7 +240,7 @@ class FleetCoordinator:
         # Reports read back at start are as old as their sending time says (clocks agree to well under
         # an interval); after that, one arrives within moments of being sent.
         age = max(0.0, time.time() - sent_at) if catching_up else 0.0
-        self.shares.receive(report, age)
+        self.shares.receive(report, age, sent_at)
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.traffic.failures += 1
@@ -259,6 +261,19 @@ class FleetCoordinator:
                       "fleet size known, until reports come through %s again",
                       self.last_error or "no reports", self.shares.fleet_size, self.topic)
         self._said_coordinated = coordinated
+
+    def status(self) -> dict[str, Any]:
+        """The fleet as this replica sees it, for `tenantry status`: each limit's slices and the fleet's use."""
+        reports = self.shares.view()
+        limits = []
+        for tenant_id, meters in sorted(self.view.quotas.meters.items()):
+            for name, limit in sorted(meters.limits().items()):
+                slices = self.shares.split(tenant_id, name, limit, reports)
+                used = sum(r.usage[(tenant_id, name)].used for r in reports.values() if (tenant_id, name) in r.usage)
+                limits.append({"tenant": tenant_id, "limit": name, "configured": limit, "used": used,
+                               "slices": dict(sorted(slices.items()))})
+        return {"replica": self.replica, "coordinated": self.shares.coordinated, "replicas": sorted(reports),
+                "fleet_size": self.shares.fleet_size, "last_error": self.last_error, "limits": limits}
 
     def metrics(self) -> list[Metric]:
         coordinated = GaugeMetricFamily("tenantry_fleet_coordinated", "1 while the replicas' reports come "

@@ -52,6 +52,7 @@ def snapshot(server: ProxyServer) -> dict[str, Any]:
         "event_loop_lag_seconds": server.stats.loop_lag_last,
         "tenants": tenants,
         "brokers": brokers,
+        "fleet": server.fleet.status() if server.fleet is not None else None,
     }
 
 
@@ -88,4 +89,25 @@ def render(status: dict[str, Any]) -> str:
         state = "unknown" if b["up"] is None else "up" if b["up"] else "DOWN"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(b["errors"].items())) or "no errors"
         lines.append(f"broker {b['broker']}: {state}, {b['connects']} connections opened, {errors}")
+    if status.get("fleet"):
+        lines += ["", *_fleet(status["fleet"])]
     return "\n".join(lines)
+
+
+_UNITS = {"produce": "B/s", "fetch": "B/s", "requests": "req/s", "connections": "conn/s", "max_connections": "conns"}
+
+
+def _fleet(fleet: dict[str, Any]) -> list[str]:
+    """Each tenant limit: the fleet's use against it, and every replica's slice."""
+    state = "coordinated" if fleet["coordinated"] else f"NOT coordinated ({fleet['last_error'] or 'no reports'}): " \
+        f"each replica enforces its limits / {fleet['fleet_size']}"
+    lines = [f"fleet: {len(fleet['replicas'])} replicas, {state}; this one is {fleet['replica']}"]
+    rows = [("TENANT", "LIMIT", "FLEET USE", "SLICES")]
+    for item in fleet["limits"]:
+        unit = _UNITS[item["limit"].partition("/")[0]]
+        use = f"{_human(item['used'], unit)} / {_human(item['configured'], unit)}"
+        slices = ", ".join(f"{r}{' (this)' if r == fleet['replica'] else ''} {_human(v, unit)}"
+                           for r, v in item["slices"].items())
+        rows.append((item["tenant"], item["limit"], use, slices))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return lines + ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -14,6 +14,12 @@ replicas' last reports, every replica computes the same split, by water-filling 
 A replica that has not reported for `expire_intervals` intervals is dropped. Without any report (the
 coordination topic unreachable), a replica falls back to the limit divided by the last known fleet size.
 Nothing here does I/O: the proxy feeds reports in and reads shares out.
+
+Replicas read the reports at different moments, so their latest views differ, and slices computed from
+different views need not add up to the limit (two replicas may each give themselves the room left).
+With `lag_rounds` set, every replica computes from the same view instead: time is cut into rounds of
+one interval (by the sending clocks), and each replica's report of `lag_rounds` rounds ago, which has
+reached every replica by then, is what everyone splits by. It costs that many intervals of reaction.
 """
 
 from __future__ import annotations
@@ -74,19 +80,44 @@ class FleetShares:
     interval: float
     expire_intervals: int = 3
     clock: Callable[[], float] = time.monotonic
+    lag_rounds: int = 0  # 0: split by each replica's latest report
+    wall: Callable[[], float] = time.time  # the clock reports are stamped with, which cuts the rounds
     _reports: dict[str, tuple[float, Report]] = field(default_factory=dict)
+    _history: dict[str, list[tuple[int, Report]]] = field(default_factory=dict)
     _fleet_size: int = 1
 
-    def receive(self, report: Report, age: float = 0.0) -> None:
-        """A report read from the coordination topic (this replica's own included), sent `age` seconds ago."""
+    def receive(self, report: Report, age: float = 0.0, sent_at: float | None = None) -> None:
+        """A report read from the coordination topic (this replica's own included), sent `age` seconds ago, at
+        `sent_at` by the sender's clock (None: now)."""
         self._reports[report.replica] = (self.clock() - age, report)
+        history = self._history.setdefault(report.replica, [])
+        history.append((self._round(self.wall() if sent_at is None else sent_at), report))
+        del history[:-(self.lag_rounds + 3)]
+
+    def _round(self, when: float) -> int:
+        return int(when // self.interval)
 
     def live(self) -> dict[str, Report]:
         deadline = self.clock() - self.interval * self.expire_intervals
         self._reports = {r: (at, report) for r, (at, report) in self._reports.items() if at >= deadline}
+        self._history = {r: h for r, h in self._history.items() if r in self._reports}
         if self._reports:
             self._fleet_size = len(self._reports | {self.me: (0.0, Report(self.me, {}))})
         return {r: report for r, (_, report) in self._reports.items()}
+
+    def view(self) -> dict[str, Report]:
+        """The reports slices are computed from: with lag_rounds, each live replica's from that many rounds ago
+        (the same on every replica); a replica too new to have one is left out, by everyone alike."""
+        live = self.live()
+        if not self.lag_rounds:
+            return live
+        settled = self._round(self.wall()) - self.lag_rounds
+        view = {}
+        for replica in live:
+            old = [report for at, report in self._history.get(replica, []) if at <= settled]
+            if old:
+                view[replica] = old[-1]
+        return view
 
     @property
     def coordinated(self) -> bool:
@@ -100,8 +131,8 @@ class FleetShares:
 
     def split(self, tenant: str, limit_name: str, limit: float,
               reports: dict[str, Report] | None = None) -> dict[str, float]:
-        """Every live replica's slice of a tenant's limit (`reports`: live() if not given)."""
-        reports = self.live() if reports is None else reports
+        """Every live replica's slice of a tenant's limit (`reports`: view() if not given)."""
+        reports = self.view() if reports is None else reports
         if not reports:
             return {self.me: limit / self._fleet_size}
         key = (tenant, limit_name)
@@ -116,7 +147,7 @@ class FleetShares:
     def share_whole(self, tenant: str, limit_name: str, limit: int, reports: dict[str, Report] | None = None) -> int:
         """This replica's slice of a limit counted in whole things (connections): the slices add up to `limit`,
         except in the fallback, where each replica keeps at least one."""
-        reports = self.live() if reports is None else reports
+        reports = self.view() if reports is None else reports
         if not reports:
             return max(1, limit // self._fleet_size)
         return whole(self.split(tenant, limit_name, limit, reports), limit)[self.me]

@@ -32,7 +32,7 @@ from .test_quotas import EndOffsets, create, run_producer_process
 pytestmark = pytest.mark.integration
 MB = 1_000_000
 QUOTA = 3 * MB
-SETTLE, WINDOW = 5.0, 12.0  # seconds for the slices to move where the demand is, then the measured window
+SETTLE, WINDOW = 6.0, 12.0  # seconds for the slices to move where the demand is, then the measured window
 
 
 def tenantry(*args: str, config: Path) -> None:
@@ -197,6 +197,12 @@ def test_max_connections_holds_across_replicas(three_replicas):
         assert sum(open_here) <= 6
         assert len(held) >= 5  # the slices moved to where the logins are (the idle replica keeps at most one)
         assert open_here[2] == 0
+        status = subprocess.run([sys.executable, "-m", "tenantry.proxy.cli", "status", "--url",
+                                 three_replicas[0].metrics], capture_output=True, text=True, check=True).stdout
+        print(status)
+        assert "fleet: 3 replicas, coordinated" in status
+        row = next(line for line in status.splitlines() if line.startswith("acme") and " max_connections " in line)
+        assert "6 conns / 6 conns" in row and row.count(" (this) ") == 1
     finally:
         for sock in held:
             sock.close()

@@ -83,3 +83,32 @@ def test_anything_but_a_report_is_refused_with_report_error(value):
 
     with pytest.raises(ReportError):
         decode_report(value)
+
+
+def test_with_lag_rounds_replicas_that_read_at_different_moments_still_split_by_the_same_reports():
+    now = [1000.0]
+    a = FleetShares("a", 1.0, lag_rounds=2, clock=lambda: now[0], wall=lambda: now[0])
+    b = FleetShares("b", 1.0, lag_rounds=2, clock=lambda: now[0], wall=lambda: now[0])
+    for step in range(6):  # each round both report; b reads a's report late, after computing
+        now[0] = 1000.0 + step + 0.1
+        # a's demand jumps at round 2: b, reading a's report late, still splits by the old one
+        held_a = Report("a", {("acme", "max_connections"): Usage(3, True, 3) if step >= 2 else Usage(1, False, 1)})
+        held_b = Report("b", {("acme", "max_connections"): Usage(2, True, 2)})
+        for fleet in (a, b):
+            fleet.receive(held_b, sent_at=now[0])
+        a.receive(held_a, sent_at=now[0])
+        total = a.share_whole("acme", "max_connections", 6) + b.share_whole("acme", "max_connections", 6)
+        b.receive(held_a, sent_at=now[0])
+        if step >= 2:  # from the first settled round on (before it, each knows only the fleet it has seen)
+            assert total == 6, step
+    now[0] += 1.0
+    assert a.share_whole("acme", "max_connections", 6) + b.share_whole("acme", "max_connections", 6) == 6
+
+
+def test_before_any_report_is_old_enough_each_replica_takes_the_limit_over_the_live_fleet():
+    now = [1000.0]
+    a = FleetShares("a", 1.0, lag_rounds=2, clock=lambda: now[0], wall=lambda: now[0])
+    for replica in "abc":
+        a.receive(Report(replica, {}), sent_at=now[0])
+    assert a.share("acme", "produce", 3 * MB) == pytest.approx(MB)
+    assert a.share_whole("acme", "max_connections", 7) == 2
