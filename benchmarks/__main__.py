@@ -1,6 +1,6 @@
 """`make bench` / `make bench-quick`: the benchmark suite, direct and through the proxy in one run.
 
-    python -m benchmarks [--quick] [--only ceiling,latency,tenants,connections,quotas] [--kafka-version V]
+    python -m benchmarks [--quick] [--only ceiling,latency,tenants,connections,quotas,fleet] [--kafka-version V]
 
 Writes results/<date>/ with results.json, report.md and PNG plots, and prints the targets table.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Bench
-from benchmarks.scenarios import ceiling, connections, latency, quotas, tenants
+from benchmarks.scenarios import ceiling, connections, fleet, latency, quotas, tenants
 from tenantry.localkafka import DEFAULT_VERSION, KafkaBroker
 
-SCENARIOS = ("ceiling", "latency", "tenants", "connections", "quotas")
+SCENARIOS = ("ceiling", "latency", "tenants", "connections", "quotas", "fleet")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             results["connections"] = connections.run(bench)
         if "quotas" in chosen:
             results["quotas"] = quotas.run(bench)
+        if "fleet" in chosen:
+            results["fleet"] = fleet.run(bench)
     results["meta"]["seconds"] = time.monotonic() - started
     summary = report.write(results, out)
     print(f"\n{summary}\n\nresults, report.md and plots in {out}")

@@ -30,6 +30,7 @@ TARGETS = (
      1.0, False),
     ("RSS with 10,000 idle tenant connections (MB)", ("connections", "rss_mb_at_10000"), 150.0, False),
     ("quota accuracy (worst, % off)", ("quotas", "worst_error_pct"), 5.0, False),
+    ("fleet quota accuracy (worst, % off)", ("fleet", "worst_error_pct"), 10.0, False),
 )
 
 
@@ -248,6 +249,17 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
                   "only through the proxy).", "",
                   table(("side", "neighbour", "victim MB/s", "victim p50 ms", "victim p99 ms", "neighbour MB/s"),
                         rows), ""]
+    fleet = results.get("fleet")
+    if fleet:
+        rows = [(p["setup"], f"{p['measured_mb_per_sec']:.3f} / {p['quota_mb_per_sec']:.0f}", f"{p['error_pct']:+.1f}%",
+                 f"{p['aggregate_mb_per_sec']:.1f}", f"{p['direct_mb_per_sec']:.1f}",
+                 f"{p['aggregate_mb_per_sec'] / p['direct_mb_per_sec']:.2f}",
+                 f"{p['coordination_bytes_per_sec_per_replica']:.0f}") for p in fleet["points"]]
+        parts += ["## Fleet", "", "quota_coordination = kafka. A tenant's 4 MB/s produce quota with three flat-out "
+                  "clients spread over the replicas (workers: spread by the kernel); aggregate: one flat-out client "
+                  "per replica of a tenant without quota, beside as many straight to the broker.", "",
+                  table(("setup", "tenant MB/s (got / quota)", "off by", "aggregate MB/s", "direct MB/s",
+                         "ratio", "coordination B/s per replica"), rows), ""]
     parts += [f"![{name}]({name})" for name in images]
     return "\n".join(parts) + "\n"
 

@@ -46,3 +46,12 @@ def histogram(metrics_url: str, name: str, labels: dict[str, str]) -> Histogram:
                 bound = float(sample.labels["le"])
                 found.buckets[bound] = found.buckets.get(bound, 0.0) + sample.value
     return found
+
+
+def total(metrics_url: str, sample_name: str, labels: dict[str, str] | None = None) -> float:
+    """The sum of the samples `sample_name` whose labels include `labels`, from `metrics_url`/metrics."""
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    wanted = (labels or {}).items()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == sample_name and wanted <= sample.labels.items())
