@@ -160,7 +160,7 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
         return 2
     registry = None
-    if config.tenants_enabled:
+    if config.tenants_enabled and config.tenant_store == "file":
         from tenantry.tenants.registry import RegistryError
         from tenantry.tenants.store import StoreError, load_registry
 
@@ -178,7 +178,8 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
         for problem in setup_problems(config, registry):
             print(f"tenantry: invalid configuration: {problem}", file=sys.stderr)
             return 2
-    unknown = [t for t in config.probe_tenants if registry is None or t not in registry.tenants]
+    unknown = [t for t in config.probe_tenants if config.tenant_store == "file" and
+               (registry is None or t not in registry.tenants)]
     if unknown:
         print(f"tenantry: probe_tenants: no tenant {', '.join(unknown)} in {args.config}", file=sys.stderr)
         return 2
@@ -221,12 +222,13 @@ def _log_start(config: ProxyConfig) -> None:
 
 async def _run_server(config: ProxyConfig, registry: Registry | None, config_path: Path | None,
                       overrides: dict[str, Any]) -> int:
+    from tenantry.proxy.kafka_store import TenantStoreError
     from tenantry.proxy.server import ProxyServer
     from tenantry.proxy.upstream import UpstreamError
 
     server = ProxyServer(config, registry)
     server.overrides = overrides  # a reload reads the file again, but flags still win over it
-    server.config_path = config_path if config.tenants_enabled else None
+    server.config_path = config_path if config.tenants_enabled else None  # settings reload with either store
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -247,6 +249,10 @@ async def _run_server(config: ProxyConfig, registry: Registry | None, config_pat
         log.error("cannot start: %s", exc)
         await server.shutdown()
         return 1
+    except TenantStoreError as exc:  # fail closed: a store that does not validate serves nobody
+        log.error("cannot start: %s", exc)
+        await server.shutdown()
+        return 2
     watcher = None
     from tenantry.proxy.reload import reload_config, watch
     from tenantry.proxy.tls import reload_certificate, reload_upstream

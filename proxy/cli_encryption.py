@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tenantry.proxy.cli_tenants import config_path
+from tenantry.proxy.cli_store import FileStore, KafkaStore, add_store_flags, command_line, open_store
 from tenantry.proxy.config import ConfigError, read_file
 from tenantry.tenants import admin
 from tenantry.tenants.keystore import KeyStoreError, LocalKeyStore
 from tenantry.tenants.registry import RegistryError
-from tenantry.tenants.store import StoreError, edit_config, load_registry
+from tenantry.tenants.store import StoreError, edit_config
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                            help="the tenant's topic names, or globs (* ? [...]) matching them")
         p.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE",
                        help="the proxy's TOML config file (env TENANTRY_CONFIG)")
+        add_store_flags(p)
         return p
 
     enable = command("enable", "seal the records produced to these topics from now on, and open them for the "
@@ -48,38 +49,55 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    path = config_path(args)
-    if path is None:
+    store = open_store(args)
+    if store is None:
         return 2
     try:
         if args.encryption_command == "show":
-            tenant = load_registry(path).tenants.get(args.tenant)
+            tenant = store.registry().tenants.get(args.tenant)
             if tenant is None:
                 raise RegistryError(f"tenant {args.tenant}: no such tenant")
             policy = tenant.encryption
             print(f"tenant {tenant.id}: sealed and opened: {', '.join(policy.topics) or 'none'}; "
                   f"opened only: {', '.join(policy.read_topics) or 'none'}")
             return 0
+        settings = _settings_file(args, store)
         if args.encryption_command == "rotate":
-            store = _key_store_path(read_file(path))
-            if store is None:
-                raise StoreError(f"{path}: no encryption_key_store is set, so there is no key to rotate")
-            if args.tenant not in load_registry(path).tenants:
+            key_store = _key_store_path(read_file(settings))
+            if key_store is None:
+                raise StoreError(f"{settings}: no encryption_key_store is set, so there is no key to rotate")
+            if args.tenant not in store.registry().tenants:
                 raise RegistryError(f"tenant {args.tenant}: no such tenant")
-            kek_id = LocalKeyStore(store).rotate(args.tenant)
-            print(f"tenant {args.tenant}: new key-encryption key {kek_id} in {store}")
+            kek_id = LocalKeyStore(key_store).rotate(args.tenant)
+            print(f"tenant {args.tenant}: new key-encryption key {kek_id} in {key_store}")
             return 0
-        if not path.exists():
-            raise StoreError(f"{path}: no such file (`tenantry tenant add` creates one)")
-        with edit_config(path) as data:
-            if args.encryption_command == "enable":
-                _require_key_store(data, args.key_store, path)
+        if args.encryption_command == "enable" and isinstance(store, KafkaStore):
+            # The key store is a proxy setting, in the file; the tenants' encryption tables are in Kafka.
+            if not args.key_store and _key_store_path(read_file(settings)) is None:
+                raise StoreError(f"{settings}: no encryption_key_store is set; set it in the proxy's config")
+            if args.key_store:
+                with edit_config(settings) as data:
+                    _require_key_store(data, args.key_store, settings)
+        with store.edit(command_line()) as data:
+            if args.encryption_command == "enable" and isinstance(store, FileStore):
+                _require_key_store(data, args.key_store, settings)
             message = admin.set_encryption(data, args.tenant, args.topics, args.encryption_command == "enable")
-        print(f"tenant {args.tenant}: {message} (a running proxy applies it on reload)")
+        print(f"tenant {args.tenant}: {message} (a running proxy applies it at once)")
         return 0
     except (RegistryError, StoreError, ConfigError, KeyStoreError) as exc:
         print(f"tenantry: {exc}", file=sys.stderr)
         return 1
+
+
+def _settings_file(args: argparse.Namespace, store: FileStore | KafkaStore) -> Path:
+    """The proxy's config file, which names the key store: the tenants' file, or --config beside the Kafka store."""
+    if isinstance(store, FileStore):
+        if not store.path.exists():
+            raise StoreError(f"{store.path}: no such file (`tenantry tenant add` creates one)")
+        return store.path
+    if not args.config:
+        raise StoreError("give --config FILE: the proxy's config names encryption_key_store")
+    return Path(args.config)
 
 
 def _key_store_path(data: dict[str, Any]) -> Path | None:

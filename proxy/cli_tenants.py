@@ -12,10 +12,18 @@ import os
 import sys
 from pathlib import Path
 
+from tenantry.proxy.cli_store import (
+    FileStore,
+    add_move_parsers,
+    add_store_flags,
+    command_line,
+    move_tenants,
+    open_store,
+)
 from tenantry.tenants import admin
 from tenantry.tenants.credentials import MECHANISMS
 from tenantry.tenants.registry import AUTHORIZATION_MODES, Registry, RegistryError
-from tenantry.tenants.store import StoreError, edit_config, load_registry
+from tenantry.tenants.store import StoreError
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", default=os.environ.get("TENANTRY_CONFIG"), metavar="FILE", help=config_help)
+        add_store_flags(p)
         return p
 
     def tenant_arg(p: argparse.ArgumentParser) -> None:
@@ -41,6 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                      help="let the tenant's clients create topics by using them (Metadata and Produce), as "
                           "auto.create.topics.enable does on a broker; off by default")
     with_config(tsub.add_parser("list", help="list tenants, prefixes and users"))
+    add_move_parsers(tsub, with_config)
     remove = with_config(tsub.add_parser("remove", help="remove a tenant and its users"))
     remove.add_argument("name", metavar="TENANT", help="the tenant's id")
     tset = with_config(tsub.add_parser("set", help="set how a tenant's requests are authorized (a running proxy "
@@ -110,29 +120,33 @@ def config_path(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = config_path(args)
-    if path is None:
+    store = open_store(args)
+    if store is None:
         return 2
     try:
         if args.command == "tenant" and args.tenant_command == "list":
-            for tenant in load_registry(path).tenants.values():
+            for tenant in store.registry().tenants.values():
                 users = ", ".join(f"{u.name} ({'/'.join(u.credentials)})" for u in tenant.users.values())
                 access = (f"\tauthorization acls, admins: {', '.join(sorted(tenant.admin_users)) or '-'}, "
                           f"{len(tenant.acls.bindings)} ACLs" if tenant.authorization == "acls" else "")
                 print(f"{tenant.id}\tprefix {tenant.prefix}\tusers: {users or '-'}{access}")
             return 0
         if args.command == "quota" and args.quota_command == "show":
-            print(_show_quotas(load_registry(path), args.tenant))
+            print(_show_quotas(store.registry(), args.tenant))
             return 0
-        creating = args.command == "tenant" and args.tenant_command == "add" and not path.exists()
-        if not creating and not path.exists():
-            raise StoreError(f"{path}: no such file (`tenantry tenant add` creates one)")
+        if args.command == "tenant" and args.tenant_command in ("export", "import"):
+            print(move_tenants(args, store))
+            return 0
+        if isinstance(store, FileStore):
+            creating = args.command == "tenant" and args.tenant_command == "add" and not store.path.exists()
+            if not creating and not store.path.exists():
+                raise StoreError(f"{store.path}: no such file (`tenantry tenant add` creates one)")
+            if creating:
+                print(f"tenantry: {store.path} does not exist; creating it", file=sys.stderr)
         asks = args.command == "user" and (args.user_command == "passwd" or
                                            (args.user_command == "add" and not args.certificate))
         password = read_password() if asks else ""
-        if creating:
-            print(f"tenantry: {path} does not exist; creating it", file=sys.stderr)
-        with edit_config(path) as data:
+        with store.edit(command_line()) as data:
             message = _apply(args, data, password)
         print(message)
         return 0

@@ -104,6 +104,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         problems.append(f"listener_security_protocol: {path} defines tenants, but the listener is "
                         f"{config.listener_security_protocol or 'not set'}, which would serve them to clients "
                         "without credentials; set it to SASL_PLAINTEXT or SASL_SSL")
+    if path and (data.get("tenants") or data.get("tenant_defaults")) and config.tenant_store == "kafka":
+        problems.append(f"tenant_store: kafka, but {path} defines tenants too; which would be in force is unclear: "
+                        "move them into the store (tenantry tenant import) and out of the file")
     if problems:
         raise ConfigError(*problems)
     return config
@@ -320,6 +323,14 @@ def _validate_operations(config: ProxyConfig) -> Iterator[str]:
         yield "quota_coordination_replication_factor: a positive number, or 0 for three (or every broker if fewer)"
     if config.quota_coordination_retention_ms < 10 * config.quota_tune_interval_ms:
         yield "quota_coordination_retention_ms: at least 10 quota_tune_interval_ms, or reports vanish while read"
+    if config.tenant_store not in ("file", "kafka"):
+        yield f"tenant_store: {config.tenant_store!r} is not file or kafka"
+    elif config.tenant_store == "kafka" and not config.tenants_enabled:
+        yield "tenant_store: kafka stores tenants, which a PLAINTEXT (transparent) listener does not have"
+    if not _TOPIC.fullmatch(config.tenant_store_topic):
+        yield f"tenant_store_topic: {config.tenant_store_topic!r} is not a legal topic name"
+    if config.tenant_store_replication_factor < 0:
+        yield "tenant_store_replication_factor: a positive number, or 0 for three (or every broker if fewer)"
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         yield f"log_level: {config.log_level!r} is not DEBUG, INFO, WARNING or ERROR"
 

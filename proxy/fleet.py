@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.quota_book import QuotaBook
-from tenantry.proxy.service_client import service_client_settings
+from tenantry.proxy.service_client import ensure_topic, service_client_settings
 from tenantry.tenants.fleet_shares import FleetShares, Report, ReportError, Usage, decode_report, encode_report
 from tenantry.tenants.quotas import MAX_CONNECTIONS, Meters
 from tenantry.tenants.registry import Registry
@@ -76,6 +74,7 @@ class FleetView:
     _last: float = field(default=0.0)
     _counters: dict[str, dict[str, float]] = field(default_factory=dict)
     _held: dict[str, dict[str, int]] = field(default_factory=dict)
+    _counts: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)  # (round, whole slice)
 
     def report(self) -> Report:
         """What each tenant used of each limit here since the last report, and whether one held it back."""
@@ -117,9 +116,24 @@ class FleetView:
 
     def slice(self, tenant_id: str, meters: Meters, reports: dict[str, Report] | None = None) -> None:
         reports = self.shares.view() if reports is None else reports
-        meters.reslice({name: self.shares.share_whole(tenant_id, name, int(limit), reports)
-                        if name.startswith(MAX_CONNECTIONS) else self.shares.share(tenant_id, name, limit, reports)
+        shares = self.shares
+        meters.reslice({name: self._count(tenant_id, name, shares.share_whole(tenant_id, name, int(limit), reports))
+                        if name.startswith(MAX_CONNECTIONS) else shares.share(tenant_id, name, limit, reports)
                         for name, limit in meters.limits().items()})
+
+    def _count(self, tenant_id: str, name: str, split: int) -> int:
+        """The connections this replica may hold: the least of its splits over the last LAG_ROUNDS + 1 rounds.
+
+        A rate's slice can move freely: what was let through is gone. Connections stay open, and a replica's
+        report of those it just opened reaches the others' settled view only LAG_ROUNDS rounds later; a
+        replica whose share grows waits that long before using it, so the others have seen the connections
+        of anyone whose share shrank by then (every replica is within a round of the others).
+        """
+        now = self.shares.current_round()
+        history = [(r, v) for r, v in self._counts.get((tenant_id, name), []) if r >= now - self.shares.lag_rounds]
+        history.append((now, split))
+        self._counts[(tenant_id, name)] = history
+        return min(v for _, v in history)
 
 
 def _active(meters: Meters, name: str) -> int:
@@ -169,7 +183,9 @@ class FleetCoordinator:
         value = encode_report(report, time.time())
         try:
             if self._producer is None:
-                await self._ensure_topic()
+                retention = str(self.config.quota_coordination_retention_ms)
+                await ensure_topic(self.settings, self.topic, self.config.quota_coordination_replication_factor,
+                                   {"cleanup.policy": "delete", "retention.ms": retention, "segment.ms": retention})
                 producer = AIOKafkaProducer(acks=1, **self.settings)
                 await asyncio.wait_for(producer.start(), self.interval * 5)
                 self._producer = producer
@@ -185,27 +201,6 @@ class FleetCoordinator:
             return
         self.traffic.published += 1
         self.traffic.published_bytes += len(value)
-
-    async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(**self.settings)
-        await admin.start()
-        try:
-            if self.topic in await admin.list_topics():
-                return
-            replication = self.config.quota_coordination_replication_factor or min(
-                3, len((await admin.describe_cluster())["brokers"]))
-            retention = str(self.config.quota_coordination_retention_ms)
-            response = await admin.create_topics([NewTopic(
-                self.topic, 1, replication,
-                topic_configs={"cleanup.policy": "delete", "retention.ms": retention, "segment.ms": retention})])
-            for _, code, *message in response.topic_errors:
-                if code == TopicAlreadyExistsError.errno:
-                    return  # another replica was quicker
-                if code:
-                    raise for_code(code)(*message)
-            log.info("created the quota coordination topic %s (%d replicas)", self.topic, replication)
-        finally:
-            await admin.close()
 
     async def _read_forever(self) -> None:
         while True:
@@ -268,7 +263,7 @@ class FleetCoordinator:
         limits = []
         for tenant_id, meters in sorted(self.view.quotas.meters.items()):
             for name, limit in sorted(meters.limits().items()):
-                slices = self.shares.split(tenant_id, name, limit, reports)
+                slices = self.shares.split(tenant_id, name, limit, reports, count=name.startswith(MAX_CONNECTIONS))
                 used = sum(r.usage[(tenant_id, name)].used for r in reports.values() if (tenant_id, name) in r.usage)
                 limits.append({"tenant": tenant_id, "limit": name, "configured": limit, "used": used,
                                "slices": dict(sorted(slices.items()))})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tenantry.proxy.config import ConfigError, ProxyConfig, load_config
 from tenantry.proxy.tenant_checks import setup_problems
-from tenantry.tenants.registry import RegistryError
+from tenantry.tenants.registry import Registry, RegistryError
 from tenantry.tenants.store import StoreError, load_registry
 
 if TYPE_CHECKING:
@@ -39,19 +39,34 @@ LIVE_SETTINGS = frozenset({
 
 
 def reload_config(server: ProxyServer, path: Path) -> bool:
-    """Load `path` into the running server; False (and a log line per problem) if refused."""
+    """Load `path` into the running server; False (and a log line per problem) if refused. With tenant_store
+    kafka, only the settings: the tenants come from the store."""
+    from_file = server.config.tenant_store == "file"
     try:
         settings = load_config(path, server.overrides)
-        new = load_registry(path)
-        problems = setup_problems(server.config, new)  # the key store is the running one (set at start)
+        new = load_registry(path) if from_file else server.registry
+        problems = setup_problems(server.config, new) if from_file else []  # the key store is the running one
         if problems:
             raise ConfigError(*problems)
     except (ConfigError, StoreError, RegistryError) as exc:
-        for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
-            log.error("config reload refused, keeping the last good configuration: %s", problem)
-        server.stats.reloads["refused"] += 1
+        refuse(server, exc.problems if isinstance(exc, ConfigError) else [str(exc)], "config reload")
         return False
     apply_settings(server, settings, path)
+    if from_file:
+        apply_registry(server, new, str(path))
+    else:
+        server.stats.reloads["ok"] += 1
+    return True
+
+
+def refuse(server: ProxyServer, problems: list[str], what: str) -> None:
+    for problem in problems:
+        log.error("%s refused, keeping the last good configuration: %s", what, problem)
+    server.stats.reloads["refused"] += 1
+
+
+def apply_registry(server: ProxyServer, new: Registry, source: str) -> None:
+    """New tenants in force: quotas change live; only the connections of changed or removed users close."""
     old, server.registry = server.registry, new
     server.stats.reloads["ok"] += 1
     server.stats.forget_tenants(set(new.tenants))
@@ -61,10 +76,9 @@ def reload_config(server: ProxyServer, path: Path) -> bool:
     for conn in list(server.connections):
         name = conn.principal_name
         if name is not None and old.fingerprint(name) != new.fingerprint(name):
-            conn.close(f"user {name} was removed or changed in the config")
+            conn.close(f"user {name} was removed or changed in {source}")
             closed += 1
-    log.info("reloaded %d tenants from %s; closed %d connections of changed users", len(new.tenants), path, closed)
-    return True
+    log.info("reloaded %d tenants from %s; closed %d connections of changed users", len(new.tenants), source, closed)
 
 
 def apply_settings(server: ProxyServer, new: ProxyConfig, path: Path) -> list[str]:

@@ -29,6 +29,7 @@ from tenantry.proxy.fetch_sessions import FetchSessionOwners
 from tenantry.proxy.fleet import FleetCoordinator
 from tenantry.proxy.guard import Guard
 from tenantry.proxy.health import Health
+from tenantry.proxy.kafka_store import KafkaTenants, TenantStoreError
 from tenantry.proxy.memory import MemoryBudget, TenantBudget
 from tenantry.proxy.monitor import UsageWindow
 from tenantry.proxy.oauth_client import TokenSource
@@ -40,6 +41,7 @@ from tenantry.proxy.record_encryption import envelopes_for
 from tenantry.proxy.rewrite.topic_ids import TopicIds
 from tenantry.proxy.sni import BrokerNames
 from tenantry.proxy.stats import BOOTSTRAP, Stats
+from tenantry.proxy.tenant_checks import setup_problems
 from tenantry.proxy.tls import server_context, upstream_context
 from tenantry.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamOwner
 from tenantry.tenants.principal_rules import parse_rules
@@ -82,6 +84,7 @@ class ProxyServer:
                                 if config.upstream_sasl and config.upstream_sasl_mechanism == "OAUTHBEARER" else None)
         self.quotas = QuotaBook(config)
         self.fleet = FleetCoordinator(config, self.quotas) if config.quota_coordination == "kafka" else None
+        self.tenant_store = KafkaTenants(self) if config.tenant_store == "kafka" else None
         self.guard = Guard()
         self.fetch_sessions = FetchSessionOwners()
         self.denials = DenialLog()  # which ACL denials are logged (all are counted)
@@ -103,6 +106,11 @@ class ProxyServer:
             await self.admin.start(*split_host_port(self.config.metrics_listen, "metrics_listen"))
         # Learn the brokers and their API versions first: a client may ask for ApiVersions at once.
         await self._reach_cluster()
+        if self.tenant_store is not None:  # before the listeners: nobody logs in against no tenants
+            self.registry = await self.tenant_store.load()
+            problems = setup_problems(self.config, self.registry)
+            if problems:
+                raise TenantStoreError("; ".join(problems))
         if self.identities.mode != "service":
             service = await self.open_upstream(None, None)
             try:
@@ -120,6 +128,8 @@ class ProxyServer:
             self._tasks.append(loop.create_task(self.probe.run()))
         if self.fleet is not None:
             self._tasks.append(loop.create_task(self.fleet.run()))
+        if self.tenant_store is not None:
+            self._tasks.append(loop.create_task(self.tenant_store.follow()))
 
     def retry_listeners(self) -> Awaitable[object] | None:
         """Try again to open the listeners of brokers whose port could not be had."""

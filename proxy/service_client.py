@@ -7,13 +7,18 @@ client's work (leaders, retries, batching) that the forwarding path never needs.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from tenantry.proxy.config import ProxyConfig
 from tenantry.proxy.oauth_client import TokenSource
 from tenantry.proxy.tls import upstream_context
+
+log = logging.getLogger("tenantry.service_client")
 
 
 class _Tokens(AbstractTokenProvider):  # type: ignore[misc]
@@ -41,3 +46,23 @@ def service_client_settings(config: ProxyConfig, client_id: str) -> dict[str, An
             settings["sasl_plain_username"] = config.upstream_sasl_username
             settings["sasl_plain_password"] = config.upstream_sasl_password
     return settings
+
+
+async def ensure_topic(settings: dict[str, Any], topic: str, replication: int, configs: dict[str, str]) -> None:
+    """Create the one-partition `topic` with `configs` unless it exists (replication 0: three, or every broker of a
+    smaller cluster); raises the broker's error if it refuses."""
+    admin = AIOKafkaAdminClient(**settings)
+    await admin.start()
+    try:
+        if topic in await admin.list_topics():
+            return
+        replication = replication or min(3, len((await admin.describe_cluster())["brokers"]))
+        response = await admin.create_topics([NewTopic(topic, 1, replication, topic_configs=configs)])
+        for _, code, *message in response.topic_errors:
+            if code == TopicAlreadyExistsError.errno:
+                return  # another replica was quicker
+            if code:
+                raise for_code(code)(*message)
+        log.info("created topic %s (%d replicas, %s)", topic, replication, configs)
+    finally:
+        await admin.close()

@@ -168,6 +168,14 @@ class ProxyConfig:
     quota_coordination_retention_ms: int = field(default=600_000, metadata=_opt(
         "retention.ms of quota_coordination_topic when the proxy creates it: reports older than a few intervals "
         "are never read again."))
+    tenant_store: str = field(default="file", metadata=_opt(
+        "Where tenants, users, quotas, limits, ACLs and encryption settings live: file (the config file's "
+        "[[tenants]]) or kafka (the compacted tenant_store_topic on the upstream cluster, which every replica "
+        "follows; change it with the CLI's --store kafka)."))
+    tenant_store_topic: str = field(default="__tenantry_tenants", metadata=_opt(
+        "The compacted upstream topic of the tenant store (one partition), created by the service user if missing."))
+    tenant_store_replication_factor: int = field(default=0, metadata=_opt(
+        "Replication of tenant_store_topic when it is created (0: three, or every broker of a smaller cluster)."))
     workers: int = field(default=1, metadata=_opt(
         "Processes serving the same listeners (SO_REUSEPORT), each with its own event loop and, with "
         "metrics_listen, its own admin port (the port + its index from 0); they share quotas through "

@@ -72,6 +72,19 @@ def allocate(limit: float, usage: dict[str, Usage], headroom: float = 1.25,
     return shares
 
 
+def allocate_count(limit: int, usage: dict[str, Usage]) -> dict[str, float]:
+    """Split a limit on things that stay (connections): each replica keeps what it holds open (`used`), and
+    only the room left is shared, among the replicas that refused someone, by their connections (or evenly
+    among all while nobody did, so that a client may land anywhere). A full limit stays full until
+    connections close, wherever the new demand is."""
+    if not usage:
+        return {}
+    room = max(0.0, limit - sum(u.used for u in usage.values()))
+    wanting = [r for r in usage if usage[r].throttled] or list(usage)
+    weight = sum(max(usage[r].active, 1) for r in wanting)
+    return {r: u.used + (room * max(u.active, 1) / weight if r in wanting else 0.0) for r, u in usage.items()}
+
+
 @dataclass
 class FleetShares:
     """This replica's view of the fleet: live replicas and its own slice of each tenant's limits."""
@@ -96,6 +109,9 @@ class FleetShares:
 
     def _round(self, when: float) -> int:
         return int(when // self.interval)
+
+    def current_round(self) -> int:
+        return self._round(self.wall())
 
     def live(self) -> dict[str, Report]:
         deadline = self.clock() - self.interval * self.expire_intervals
@@ -130,15 +146,16 @@ class FleetShares:
         return self._fleet_size
 
     def split(self, tenant: str, limit_name: str, limit: float,
-              reports: dict[str, Report] | None = None) -> dict[str, float]:
-        """Every live replica's slice of a tenant's limit (`reports`: view() if not given)."""
+              reports: dict[str, Report] | None = None, count: bool = False) -> dict[str, float]:
+        """Every live replica's slice of a tenant's limit (`reports`: view() if not given); `count`: a limit on
+        things that stay open (allocate_count), else a rate (allocate)."""
         reports = self.view() if reports is None else reports
         if not reports:
             return {self.me: limit / self._fleet_size}
         key = (tenant, limit_name)
         usage = {r: report.usage.get(key, Usage(0.0, False, 0)) for r, report in reports.items()}
         usage.setdefault(self.me, Usage(0.0, False, 0))
-        return allocate(limit, usage)
+        return allocate_count(int(limit), usage) if count else allocate(limit, usage)
 
     def share(self, tenant: str, limit_name: str, limit: float, reports: dict[str, Report] | None = None) -> float:
         """This replica's slice of a tenant's limit."""
@@ -146,11 +163,16 @@ class FleetShares:
 
     def share_whole(self, tenant: str, limit_name: str, limit: int, reports: dict[str, Report] | None = None) -> int:
         """This replica's slice of a limit counted in whole things (connections): the slices add up to `limit`,
-        except in the fallback, where each replica keeps at least one."""
+        except in the fallback, where each replica keeps at least one, and 0 until this replica's report of the
+        tenant is in the view."""
         reports = self.view() if reports is None else reports
         if not reports:
             return max(1, limit // self._fleet_size)
-        return whole(self.split(tenant, limit_name, limit, reports), limit)[self.me]
+        if (tenant, limit_name) not in reports.get(self.me, Report(self.me, {})).usage:
+            # Connections stay: none here until the others have seen this replica hold the tenant's (a report
+            # of them in the view), or what it opened meanwhile would be room they give out again.
+            return 0
+        return whole(self.split(tenant, limit_name, limit, reports, count=True), limit)[self.me]
 
 
 def whole(shares: dict[str, float], limit: int) -> dict[str, int]:

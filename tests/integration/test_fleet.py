@@ -64,7 +64,8 @@ def fleet_config(tmp_path):
 @pytest.fixture
 def three_replicas(kafka, tmp_path, fleet_config):
     tenantry("quota", "set", "acme", "--produce-bytes-per-sec", str(QUOTA), "--fetch-bytes-per-sec", str(QUOTA),
-             "--max-connections", "6", config=fleet_config)
+             config=fleet_config)
+    tenantry("quota", "set", "globex", "--max-connections", "6", config=fleet_config)
     fleet = start_fleet(kafka, tmp_path, fleet_config, 3)
     try:
         yield fleet
@@ -184,12 +185,12 @@ def test_max_connections_holds_across_replicas(three_replicas):
     while time.monotonic() < deadline:  # clients keep trying on two replicas, as clients reconnect with backoff
         for proxy in three_replicas[:2]:
             for _ in range(4):
-                sock = plain_login(proxy.bootstrap, "alicia", "alicia-secret", timeout=5)
+                sock = plain_login(proxy.bootstrap, "bea", "bea-secret", timeout=5)
                 if sock is not None:
                     held.append(sock)
         time.sleep(1)
     try:
-        open_here = [value(scrape(f"http://{p.metrics}"), "tenantry_connections_active", tenant="acme")
+        open_here = [value(scrape(f"http://{p.metrics}"), "tenantry_connections_active", tenant="globex")
                      for p in three_replicas]
         print(f"\nmax_connections 6 over 3 replicas, logins tried on two: {len(held)} logged in, open per replica "
               f"{open_here}")
@@ -201,7 +202,7 @@ def test_max_connections_holds_across_replicas(three_replicas):
                                  three_replicas[0].metrics], capture_output=True, text=True, check=True).stdout
         print(status)
         assert "fleet: 3 replicas, coordinated" in status
-        row = next(line for line in status.splitlines() if line.startswith("acme") and " max_connections " in line)
+        row = next(line for line in status.splitlines() if line.startswith("globex") and " max_connections " in line)
         assert "6 conns / 6 conns" in row and row.count(" (this) ") == 1
     finally:
         for sock in held:

@@ -33,7 +33,7 @@ def tenants(**quotas: object) -> Registry:
 class Replica:
     def __init__(self, name: str, clock: Clock, registry: Registry, **settings: object) -> None:
         self.book = QuotaBook(ProxyConfig(upstream=["x:1"], **settings), clock)  # type: ignore[arg-type]
-        self.shares = FleetShares(name, 1.0, clock=clock)
+        self.shares = FleetShares(name, 1.0, clock=clock, wall=clock)
         self.view = FleetView(self.book, self.shares, clock)
         self.meters = self.book.for_tenant(registry.tenants["acme"])
 
@@ -145,3 +145,29 @@ def test_a_tenant_whose_prefix_covers_the_coordination_topic_is_refused():
     assert problems and "acme" in problems[0]
     assert not topic_problems(ProxyConfig(upstream=["x:1"], quota_coordination="kafka"), tenants())
     assert not topic_problems(ProxyConfig(upstream=["x:1"], quota_coordination_topic="acme.fleet"), tenants())
+
+
+def test_connections_opened_by_a_replica_that_joins_a_tenant_late_never_push_the_fleet_over_max_connections():
+    # The settled view is two rounds old: when b's first connections of acme open, a does not see them yet,
+    # and the split it computes would give a everything. A replica waits out that lag before using more.
+    clock, registry = Clock(), tenants(max_connections=6)
+    a, b, c = (Replica(n, clock, registry) for n in "abc")
+    for r in (a, b, c):
+        r.shares.lag_rounds = 2
+    del b.book.meters["acme"], c.book.meters["acme"]
+    replicas = [a, b, c]
+    for round_ in range(12):
+        if round_ == 3:
+            b.meters = b.book.for_tenant(registry.tenants["acme"])
+        for r in (a, b) if round_ >= 3 else (a,):
+            while r.meters.open_connection("bob") is None:
+                pass
+        opened = sum(r.meters.connections for r in (a, b))
+        assert opened <= 6, (round_, a.meters.connections, b.meters.connections)
+        clock.now += 1.0
+        reports = [r.view.report() for r in replicas]
+        for r in replicas:
+            for report in reports:
+                r.shares.receive(report, sent_at=clock.now)
+            r.view.apply()
+    assert a.meters.connections + b.meters.connections >= 5  # and the slices did move to where the demand is
