@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tenantry.localkafka.broker import free_port
 
@@ -146,9 +146,9 @@ def test_fetch_is_held_to_the_tenant_quota_across_replicas(fetch_fleet):
 
     def consume(slot: int, replica: int) -> None:
         consumer = Consumer({**client_config(tenantry_proxies[replica], "alice"), "group.id": unique("fleet-read"),
-                             "auto.offset.reset": "earliest", "fetch.max.bytes": 262144,
-                             "max.partition.fetch.bytes": 262144, "message.max.bytes": 262144})
-        consumer.subscribe([topic])
+                             "fetch.max.bytes": 262144, "max.partition.fetch.bytes": 262144,
+                             "message.max.bytes": 262144})
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])  # no group to join: reading starts at once
         try:
             while not stop.is_set():
                 consumed[slot] += len(consumer.consume(500, 0.2))
@@ -159,6 +159,7 @@ def test_fetch_is_held_to_the_tenant_quota_across_replicas(fetch_fleet):
     for thread in threads:
         thread.start()
     try:
+        wait_for(lambda: all(consumed), 60, "every consumer to read")  # then the slices follow where they read
         time.sleep(SETTLE)
         before = sum(value(scrape(f"http://{p.metrics}"), "tenantry_bytes_out_total", tenant="acme")
                      for p in tenantry_proxies)
@@ -190,6 +191,7 @@ def test_max_connections_holds_across_replicas(three_replicas):
                     held.append(sock)
         time.sleep(1)
     try:
+        time.sleep(3)  # the reports of what is held now reach every replica's settled view (two rounds behind)
         open_here = [value(scrape(f"http://{p.metrics}"), "tenantry_connections_active", tenant="globex")
                      for p in three_replicas]
         print(f"\nmax_connections 6 over 3 replicas, logins tried on two: {len(held)} logged in, open per replica "

@@ -66,7 +66,10 @@ def ops_proxy(kafka, tmp_path_factory) -> Iterator[tuple[RunningProxy, str]]:
     running = start_proxy(kafka, workdir, "--config", str(config), "--listener-security-protocol", "SASL_PLAINTEXT",
                           "--auth-failure-delay-ms", "100", "--metrics-listen", f"127.0.0.1:{port}",
                           "--metrics-label-limit", "5", "--health-check-interval-seconds", "1",
-                          "--log-format", "json", "--probe-tenants", "acme", "--probe-interval-seconds", "1")
+                          "--log-format", "json", "--probe-tenants", "acme", "--probe-interval-seconds", "1",
+                          # a fleet of one, so that quota coordination's series are served (and alone, it gives
+                          # this replica every limit whole)
+                          "--quota-coordination", "kafka", "--quota-coordination-topic", unique("ops-fleet"))
     try:
         yield running, f"http://127.0.0.1:{port}"
     finally:
@@ -166,7 +169,10 @@ def test_status_command_shows_tenants_connections_and_quota_use(ops_proxy, traff
         out = subprocess.run([sys.executable, "-m", "tenantry.proxy.cli", "status", "--url", url],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
-        lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+        lines: dict[str, str] = {}
+        for line in out.stdout.splitlines():  # a tenant's first line is its row of the table (the fleet's follow)
+            if line.strip():
+                lines.setdefault(line.split()[0], line)
         assert "acme" in lines and "globex" in lines, out.stdout
         assert int(lines["acme"].split()[1]) >= 1, out.stdout
         assert "broker 1: up" in out.stdout
