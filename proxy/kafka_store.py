@@ -94,12 +94,7 @@ async def write_changes(config: ProxyConfig, settings: dict[str, Any], todo: lis
 @contextmanager
 def edit_kafka_store(config: ProxyConfig, what: str) -> Iterator[dict[str, Any]]:
     """For the CLI: yield the stored tenants in the config file's shape; on exit validate and write what changed."""
-    settings = service_client_settings(config, "tenantry-cli")
-    try:
-        table, _ = asyncio.run(read_table(config, settings))
-    except Exception as exc:
-        raise StoreError(f"cannot read {config.tenant_store_topic} from {','.join(config.upstream)}: {exc}") from None
-    before = table.config()
+    before = read_kafka_store(config)
     data = copy.deepcopy(before)
     yield data
     try:
@@ -109,7 +104,7 @@ def edit_kafka_store(config: ProxyConfig, what: str) -> Iterator[dict[str, Any]]
     todo = changes(before, data)
     if todo:
         try:
-            asyncio.run(write_changes(config, settings, todo, what))
+            asyncio.run(write_changes(config, service_client_settings(config, "tenantry-cli"), todo, what))
         except Exception as exc:
             raise StoreError(f"cannot write to {config.tenant_store_topic}: {exc}") from None
 
